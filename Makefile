@@ -1,0 +1,35 @@
+# genlab: `make help` lists the targets.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# On the development machine torch and torchvision come from local disk at these versions; elsewhere pip
+# resolves them as usual.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+
+.PHONY: help install test test-slow lint format tensorboard clean
+
+help:  ## show this help
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+install:  ## create .venv and install genlab (editable) with the dev extras
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e ".[dev]"
+
+test:  ## run the test suite (fast tests; `slow` ones are skipped)
+	$(PY) -m pytest -q
+
+test-slow:  ## run every test, the slow ones too
+	$(PY) -m pytest -q -m ""
+
+lint:  ## ruff check
+	$(PY) -m ruff check .
+
+format:  ## ruff format and fix
+	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
+
+tensorboard:  ## open TensorBoard on every run under outputs/
+	$(VENV)/bin/tensorboard --logdir outputs
+
+clean:  ## remove caches (keeps outputs/)
+	rm -rf .pytest_cache .ruff_cache `find . -name __pycache__ -not -path './.venv/*'`

@@ -1,0 +1,68 @@
+"""The training entry point: build data, model, callbacks, loggers and trainer from the config, then fit."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.checkpoints import checkpoint_model_class
+from genlab.errors import CheckpointError, GenlabError
+
+log = logging.getLogger(__name__)
+
+# Batches are single index operations on an in-memory tensor: loader workers would not speed them up.
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every `_target_` entry of a config group (callbacks, logger); null entries are skipped."""
+    if not group:
+        return []
+    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Fit one run and return its final logged metrics (what a Hydra sweeper optimises)."""
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+
+    ckpt_path = cfg.get("ckpt_path")
+    model_class = cfg.model._target_.rsplit(".", 1)[-1]
+    if ckpt_path and checkpoint_model_class(ckpt_path) != model_class:
+        found = checkpoint_model_class(ckpt_path)
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path!r} holds a {found}, but this run's model is a {model_class}: "
+            f"add model={found.lower()} (and the data it was trained on) to resume it"
+        )
+
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, _recursive_=False)  # the model builds its nets from their configs
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    log.info("finished %s: %s", output_dir, {k: round(v, 4) for k, v in sorted(metrics.items())})
+    return metrics
+
+
+def run(cfg: DictConfig) -> dict[str, float]:
+    """`train` for the command line: a genlab error prints its message and exits 1, without a stack trace."""
+    try:
+        return train(cfg)
+    except GenlabError as error:
+        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

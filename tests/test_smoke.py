@@ -1,0 +1,6 @@
+from genlab.train import train
+
+
+def test_fast_dev_run_vae(make_cfg):
+    cfg = make_cfg("debug=fdr")
+    train(cfg)
