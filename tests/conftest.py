@@ -21,7 +21,9 @@ WNIDS = ["n01440764", "n02102040", "n02979186"]
 def write_idx(path: Path, array: np.ndarray) -> None:
     """Write `array` (uint8) as an IDX file, the format of MNIST's *-ubyte files."""
     magic = 0x0800 | array.ndim
-    path.write_bytes(struct.pack(">I" + "I" * array.ndim, magic, *array.shape) + array.astype(np.uint8).tobytes())
+    path.write_bytes(
+        struct.pack(">I" + "I" * array.ndim, magic, *array.shape) + array.astype(np.uint8).tobytes()
+    )
 
 
 def write_fake_mnist(root: Path, n_train: int = 300, n_test: int = 100, seed: int = 0) -> Path:
@@ -63,8 +65,12 @@ def data_overrides(data: str, mnist_dir: Path, imagenette_dir: Path, cache_dir: 
     """Overrides that point `data` at the fake files and keep it small and fast."""
     if data == "mnist":
         return [f"data.data_dir={mnist_dir}", "data.val_size=50", "data.batch_size=16"]
-    return [f"data.data_dir={imagenette_dir}", "data.image_size=64", "data.batch_size=6",
-            f"data.cache_dir={cache_dir}"]
+    return [
+        f"data.data_dir={imagenette_dir}",
+        "data.image_size=64",
+        "data.batch_size=6",
+        f"data.cache_dir={cache_dir}",
+    ]
 
 
 @pytest.fixture
@@ -80,7 +86,7 @@ def make_cfg(tmp_path, mnist_dir, imagenette_dir):
             cfg = compose(
                 config_name="train",
                 return_hydra_config=True,
-                overrides=["trainer=cpu", *overrides, *extra],
+                overrides=["trainer=cpu", *extra, *overrides],
             )
         with open_dict(cfg):
             cfg.paths.root_dir = str(ROOT)

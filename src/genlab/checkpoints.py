@@ -16,7 +16,9 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a Lightning checkpoint with `weights_only=True` and check that it holds a genlab model."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise CheckpointError(f"ckpt_path={str(path)!r}: no such file (runs keep theirs in <run dir>/checkpoints/)")
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r}: no such file (runs keep theirs in <run dir>/checkpoints/)"
+        )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:

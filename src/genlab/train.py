@@ -6,26 +6,18 @@ import logging
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.checkpoints import checkpoint_model_class
 from genlab.errors import CheckpointError, GenlabError
+from genlab.instantiate import build, build_group
 
 log = logging.getLogger(__name__)
 
 # Batches are single index operations on an in-memory tensor: loader workers would not speed them up.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
-
-
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every `_target_` entry of a config group (callbacks, logger); null entries are skipped."""
-    if not group:
-        return []
-    return [instantiate(entry) for entry in group.values() if entry and "_target_" in entry]
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -44,11 +36,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
             f"add model={found.lower()} (and the data it was trained on) to resume it"
         )
 
-    datamodule = instantiate(cfg.data)
-    model = instantiate(cfg.model, _recursive_=False)  # the model builds its nets from their configs
-    callbacks = instantiate_group(cfg.get("callbacks"))
-    loggers = instantiate_group(cfg.get("logger"))
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    datamodule = build(cfg.data)
+    datamodule.check_available()  # fail in seconds, before models and trainer are built
+    model = build(cfg.model, _recursive_=False)  # the model builds its nets from their configs
+    callbacks = build_group(cfg.get("callbacks"))
+    loggers = build_group(cfg.get("logger"))
+    trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 

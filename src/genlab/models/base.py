@@ -7,11 +7,11 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
 from genlab.errors import require
+from genlab.instantiate import build
 
 PIXEL_RANGES = {(0.0, 1.0): torch.sigmoid, (-1.0, 1.0): torch.tanh}
 
@@ -31,7 +31,7 @@ def build_net(config: Mapping[str, Any], key: str, **sizes: Any) -> nn.Module:
         config,
         "must be a net config with a `_target_` (see conf/nets/)",
     )
-    return instantiate(config, **sizes)
+    return build(config, **sizes)
 
 
 class GenerativeModel(L.LightningModule):

@@ -45,7 +45,9 @@ class GAN(GenerativeModel):
         self.automatic_optimization = False
         require(lr_g > 0, "model.lr_g", lr_g, "must be > 0 (the study uses 2e-4)")
         require(lr_d > 0, "model.lr_d", lr_d, "must be > 0 (the study uses 2e-4)")
-        require(len(betas) == 2 and all(0 <= b < 1 for b in betas), "model.betas", betas, "two numbers in [0, 1)")
+        require(
+            len(betas) == 2 and all(0 <= b < 1 for b in betas), "model.betas", betas, "two numbers in [0, 1)"
+        )
         require(loss in ADVERSARIAL_LOSSES, "model.loss", loss, f"choose one of {sorted(ADVERSARIAL_LOSSES)}")
         require(noise in NOISES, "model.noise", noise, f"choose one of {NOISES}")
         require(0 <= label_smoothing < 0.5, "model.label_smoothing", label_smoothing, "must be in [0, 0.5)")
@@ -53,10 +55,12 @@ class GAN(GenerativeModel):
         require(grad_clip is None or grad_clip > 0, "model.grad_clip", grad_clip, "must be > 0 or null")
         self.noise = noise
         self.d_loss_fn, self.g_loss_fn = ADVERSARIAL_LOSSES[loss]
-        self.generator = build_net(generator, "model.generator", latent_dim=self.latent_dim,
-                                   image_shape=self.image_shape)
-        self.discriminator = build_net(discriminator, "model.discriminator", image_shape=self.image_shape,
-                                       out_features=1)
+        self.generator = build_net(
+            generator, "model.generator", latent_dim=self.latent_dim, image_shape=self.image_shape
+        )
+        self.discriminator = build_net(
+            discriminator, "model.discriminator", image_shape=self.image_shape, out_features=1
+        )
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         return self.output_activation(self.generator(z))
@@ -96,7 +100,9 @@ class GAN(GenerativeModel):
         # Lightning unscales fp16 gradients before clipping here; Trainer(gradient_clip_val) is not
         # available under manual optimisation.
         if self.hparams.grad_clip is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm")
+            self.clip_gradients(
+                optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm"
+            )
 
     def training_step(self, batch, batch_idx: int) -> None:
         real, _ = batch
@@ -104,8 +110,14 @@ class GAN(GenerativeModel):
             terms = self.discriminator_step(real)
         terms |= self.generator_step(len(real))
         for name, value in terms.items():
-            self.log(f"train/{name}", value, on_step=True, on_epoch=False, prog_bar=name.endswith("loss"),
-                     batch_size=len(real))
+            self.log(
+                f"train/{name}",
+                value,
+                on_step=True,
+                on_epoch=False,
+                prog_bar=name.endswith("loss"),
+                batch_size=len(real),
+            )
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """D's mean probability on held-out real images and on fresh fakes (a gap to train/d_real

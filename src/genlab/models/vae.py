@@ -57,10 +57,12 @@ class VAE(GenerativeModel):
             posterior_scale,
             f"choose one of {POSTERIOR_SCALES}",
         )
-        self.encoder = build_net(encoder, "model.encoder", image_shape=self.image_shape,
-                                 out_features=2 * self.latent_dim)
-        self.decoder = build_net(decoder, "model.decoder", latent_dim=self.latent_dim,
-                                 image_shape=self.image_shape)
+        self.encoder = build_net(
+            encoder, "model.encoder", image_shape=self.image_shape, out_features=2 * self.latent_dim
+        )
+        self.decoder = build_net(
+            decoder, "model.decoder", latent_dim=self.latent_dim, image_shape=self.image_shape
+        )
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of q(z|x)."""
@@ -114,8 +116,14 @@ class VAE(GenerativeModel):
         terms = self.loss(images)
         on_step = stage == "train"
         for name, value in terms.items():
-            self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=not on_step,
-                     prog_bar=name == "loss", batch_size=len(images))
+            self.log(
+                f"{stage}/{name}",
+                value,
+                on_step=on_step,
+                on_epoch=not on_step,
+                prog_bar=name == "loss",
+                batch_size=len(images),
+            )
         return terms["loss"]
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

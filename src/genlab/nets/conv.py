@@ -31,7 +31,9 @@ class ConvEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if len(pools) != len(channels):
-            raise ConfigError(f"pools={list(pools)} must have one entry per conv stage (channels={list(channels)})")
+            raise ConfigError(
+                f"pools={list(pools)} must have one entry per conv stage (channels={list(channels)})"
+            )
         layers: list[nn.Module] = []
         previous = image_shape[0]
         for width, pool in zip(channels, pools, strict=True):

@@ -1,0 +1,153 @@
+"""The data modules on fake files in the real on-disk formats: shapes, ranges, splits, cache, errors."""
+
+import os
+import urllib.error
+
+import pytest
+import torch
+from conftest import write_fake_imagenette, write_fake_mnist
+
+from genlab.data import ImagenetteDataModule, MNISTDataModule
+from genlab.errors import ConfigError, DataError
+
+
+def first_batch(datamodule, loader: str = "train_dataloader"):
+    batch = next(iter(getattr(datamodule, loader)()))
+    return datamodule.on_after_batch_transfer(batch, 0)
+
+
+def test_mnist_splits_dtypes_and_ranges(mnist_dir):
+    dm = MNISTDataModule(str(mnist_dir), batch_size=16, val_size=50)
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.setup("test")
+    assert len(dm.splits["train"]) == 250 and len(dm.splits["val"]) == 50 and len(dm.splits["test"]) == 100
+    assert dm.split_images("train").dtype == torch.uint8
+    assert dm.split_images("train").shape[1:] == (1, 28, 28) == dm.image_shape
+    raw = next(iter(dm.train_dataloader()))[0]
+    assert raw.dtype == torch.uint8 and raw.shape == (16, 1, 28, 28)  # uint8 until on the device
+    images, labels = first_batch(dm)
+    assert images.dtype == torch.float32 and images.min() >= 0 and images.max() <= 1 and images.max() == 1
+    assert labels.dtype == torch.long and len(labels) == 16
+    gan = MNISTDataModule(str(mnist_dir), batch_size=16, val_size=50, pixel_range=(-1, 1))
+    gan.setup("fit")
+    images, _ = first_batch(gan)
+    assert images.min() == -1 and images.max() == 1
+
+
+def test_mnist_val_split_is_fixed_by_split_seed(mnist_dir):
+    a, b, c = (MNISTDataModule(str(mnist_dir), val_size=50, split_seed=s) for s in (0, 0, 1))
+    for dm in (a, b, c):
+        dm.setup("fit")
+    assert torch.equal(a.split_images("val"), b.split_images("val"))
+    assert not torch.equal(a.split_images("val"), c.split_images("val"))
+
+
+def test_mnist_missing_offline_names_path_and_fix(tmp_path):
+    dm = MNISTDataModule(str(tmp_path / "nowhere"))
+    with pytest.raises(DataError, match=r"MNIST/raw.*data\.download=true"):
+        dm.check_available()
+    with pytest.raises(DataError, match="train-images-idx3-ubyte"):
+        dm.prepare_data()
+
+
+def test_mnist_download_failure_offline_is_explained(tmp_path, monkeypatch):
+    # The real torchvision download path runs; only the network is replaced by an offline failure.
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("torchvision.datasets.utils.urllib.request.urlopen", offline)
+    dm = MNISTDataModule(str(tmp_path), download=True)
+    with pytest.raises(DataError, match="(?s)download .*failed.*Offline"):
+        dm.prepare_data()
+
+
+def test_mnist_corrupt_file_is_named(tmp_path):
+    root = write_fake_mnist(tmp_path, n_train=20, n_test=10)
+    bad = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    bad.write_bytes(bad.read_bytes()[:-100])
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.*corrupt or truncated"):
+        MNISTDataModule(str(root), val_size=5).prepare_data()
+
+
+def test_invalid_values_name_the_key(mnist_dir):
+    with pytest.raises(ConfigError, match="data.batch_size"):
+        MNISTDataModule(str(mnist_dir), batch_size=0)
+    with pytest.raises(ConfigError, match="data.pixel_range"):
+        MNISTDataModule(str(mnist_dir), pixel_range=(0, 255))
+    with pytest.raises(ConfigError, match="data.val_size"):
+        MNISTDataModule(str(mnist_dir), val_size=10**6).setup("fit")
+    with pytest.raises(ConfigError, match="data.size"):
+        ImagenetteDataModule(str(mnist_dir), size="64px")
+
+
+def test_imagenette_shapes_splits_and_crop(imagenette_dir, tmp_path):
+    dm = ImagenetteDataModule(str(imagenette_dir), batch_size=4, image_size=32, cache_dir=str(tmp_path))
+    dm.prepare_data()
+    dm.setup("fit")
+    dm.setup("test")
+    # 3 classes x 6 train images, 10% held out; the official val (3 x 2) is the test split.
+    assert len(dm.splits["train"]) + len(dm.splits["val"]) == 18 and len(dm.splits["val"]) == 2
+    assert len(dm.splits["test"]) == 6
+    train = dm.split_images("train")
+    assert train.dtype == torch.uint8 and train.shape[1:] == (3, 32, 32) == dm.image_shape
+    images, labels = first_batch(dm)
+    assert images.shape == (4, 3, 32, 32) and images.min() >= 0 and images.max() <= 1
+    assert set(dm.splits["test"].labels.tolist()) == {0, 1, 2}
+
+
+def test_imagenette_cache_built_once_reused_and_rebuilt_on_change(tmp_path, monkeypatch):
+    root = write_fake_imagenette(tmp_path / "data", n_train=2, n_val=1)
+    cache = tmp_path / "cache"
+    decoded = []
+    original = ImagenetteDataModule._decode
+
+    def counting(self, split):
+        decoded.append(split)
+        return original(self, split)
+
+    monkeypatch.setattr(ImagenetteDataModule, "_decode", counting)
+    first = ImagenetteDataModule(str(root), image_size=16, cache_dir=str(cache))
+    first.setup("fit")
+    assert decoded == ["train"] and len(list(cache.glob("*.pt"))) == 1
+    second = ImagenetteDataModule(str(root), image_size=16, cache_dir=str(cache))
+    second.setup("fit")
+    assert decoded == ["train"]  # reused
+    assert torch.equal(first.split_images("train"), second.split_images("train"))
+    ImagenetteDataModule(str(root), image_size=24, cache_dir=str(cache)).setup("fit")
+    assert decoded == ["train", "train"]  # another image size is another cache file
+    extra = next((root / "imagenette2-160" / "train").rglob("*.JPEG"))
+    os.utime(extra, ns=(1, 1))  # the source changed
+    ImagenetteDataModule(str(root), image_size=16, cache_dir=str(cache)).setup("fit")
+    assert decoded == ["train", "train", "train"]
+
+
+def test_imagenette_default_cache_falls_back_when_data_dir_is_read_only(tmp_path, monkeypatch):
+    root = write_fake_imagenette(tmp_path / "data", n_train=1, n_val=1)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr("genlab.data.imagenette.os.access", lambda path, mode: False)
+    dm = ImagenetteDataModule(str(root), image_size=16)
+    assert dm._cache_file("train").is_relative_to(tmp_path / "xdg")
+
+
+def test_imagenette_missing_offline_names_path_and_fix(tmp_path):
+    dm = ImagenetteDataModule(str(tmp_path / "nonexistent"))
+    with pytest.raises(DataError, match=r"imagenette2-160/train/<wnid>/\*\.JPEG.*data\.download=true"):
+        dm.check_available()
+
+
+def test_imagenette_download_failure_offline_is_explained(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr("torchvision.datasets.utils.urllib.request.urlopen", offline)
+    with pytest.raises(DataError, match="(?s)download .*failed.*Offline"):
+        ImagenetteDataModule(str(tmp_path), download=True).prepare_data()
+
+
+def test_imagenette_corrupt_jpeg_is_named(tmp_path):
+    root = write_fake_imagenette(tmp_path / "data", n_train=1, n_val=1)
+    bad = next((root / "imagenette2-160" / "train").rglob("*.JPEG"))
+    bad.write_bytes(bad.read_bytes()[:50])
+    with pytest.raises(DataError, match=bad.name):
+        ImagenetteDataModule(str(root), image_size=16, cache_dir=str(tmp_path / "c")).setup("fit")

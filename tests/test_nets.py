@@ -1,0 +1,127 @@
+"""Every architecture of the study: output shapes and exact parameter counts."""
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from genlab.errors import ConfigError
+from genlab.nets.conv import ConvDecoder, ConvEncoder
+from genlab.nets.mlp import MLPDecoder, MLPEncoder
+
+
+def linear(n_in: int, n_out: int) -> int:
+    return n_in * n_out + n_out
+
+
+def conv(c_in: int, c_out: int, k: int) -> int:
+    return c_in * c_out * k * k + c_out
+
+
+def n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def mlp(sizes: list[int]) -> int:
+    return sum(linear(a, b) for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def study_a_conv_encoder(linear_in: int, out: int) -> int:
+    convs = conv(3, 16, 3) + conv(16, 32, 3) + conv(32, 64, 3) + conv(64, 128, 3)
+    return convs + linear(linear_in, out)
+
+
+def study_a_conv_decoder(latent: int) -> int:
+    chans = [256, 128, 64, 32, 16, 8]
+    ups = sum(c_in * c_out * 16 + c_out + 2 * c_out for c_in, c_out in zip(chans, chans[1:], strict=False))
+    return linear(latent, 256 * 8 * 8) + ups + conv(8, 3, 3)
+
+
+# (experiment, data, {net attribute: expected parameter count}, latent size)
+STUDY_NETS = [
+    (
+        "study_a_mnist_vae",
+        "mnist",
+        {"encoder": mlp([784, 1024, 512, 256, 40]), "decoder": mlp([20, 256, 512, 1024, 784])},
+        20,
+    ),
+    (
+        "study_a_mnist_gan",
+        "mnist",
+        {"discriminator": mlp([784, 1024, 512, 256, 1]), "generator": mlp([100, 256, 512, 1024, 784])},
+        100,
+    ),
+    (
+        "study_a_imagenette_vae",
+        "imagenette",
+        {"encoder": study_a_conv_encoder(8192, 400), "decoder": study_a_conv_decoder(200)},
+        200,
+    ),
+    (
+        "study_a_imagenette_gan",
+        "imagenette",
+        {"discriminator": study_a_conv_encoder(2048, 1), "generator": study_a_conv_decoder(500)},
+        500,
+    ),
+    ("study_b_vae_baseline", "mnist", {"encoder": mlp([784, 256, 128]), "decoder": mlp([64, 256, 784])}, 64),
+    ("study_b_vae_final", "mnist", {"encoder": mlp([784, 256, 128]), "decoder": mlp([64, 256, 784])}, 64),
+    (
+        "study_b_gan_baseline",
+        "mnist",
+        {"discriminator": mlp([784, 512, 256, 1]), "generator": mlp([100, 256, 512, 784])},
+        100,
+    ),
+    (
+        "study_b_gan_final",
+        "mnist",
+        {"discriminator": mlp([784, 1024, 512, 256, 1]), "generator": mlp([100, 256, 512, 1024, 784])},
+        100,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("experiment", "data", "expected", "latent_dim"), STUDY_NETS, ids=[s[0] for s in STUDY_NETS]
+)
+def test_study_architectures(make_cfg, experiment, data, expected, latent_dim):
+    # The presets at the study's full 160px: parameter counts are the study's exactly.
+    cfg = make_cfg(f"experiment={experiment}", data=data)
+    if data == "imagenette":
+        cfg.data.image_size = 160
+    model = instantiate(cfg.model, _recursive_=False)
+    assert model.latent_dim == latent_dim
+    for name, count in expected.items():
+        assert n_params(getattr(model, name)) == count, name
+    images = model.sample(2)
+    assert images.shape == (2, *model.image_shape)
+    assert images.min() >= model.pixel_range[0] and images.max() <= model.pixel_range[1]
+    critic = model.encoder if hasattr(model, "encoder") else model.discriminator
+    out = critic(images)
+    assert out.shape == (2, 2 * latent_dim if hasattr(model, "encoder") else 1)
+
+
+def test_conv_encoder_feature_sizes():
+    # Study A: 8192 features at 160px with pools 2-2-2-2, 2048 with 2-2-2-4; sizes follow the image.
+    assert ConvEncoder((3, 160, 160), 1).feature_dim == 8192
+    assert ConvEncoder((3, 160, 160), 1, pools=(2, 2, 2, 4)).feature_dim == 2048
+    assert ConvEncoder((3, 64, 64), 1).feature_dim == 128 * 2 * 2
+    assert ConvEncoder((1, 28, 28), 5, channels=(8,), pools=(2,))(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
+
+
+def test_conv_encoder_rejects_too_small_images():
+    with pytest.raises(ConfigError, match="data.image_size"):
+        ConvEncoder((3, 32, 32), 1)
+
+
+@pytest.mark.parametrize("size", [64, 96, 160])
+def test_conv_decoder_output_size_follows_image_shape(size):
+    decoder = ConvDecoder(latent_dim=7, image_shape=(3, size, size))
+    assert decoder(torch.randn(2, 7)).shape == (2, 3, size, size)
+
+
+def test_mlp_shapes_follow_config():
+    encoder = MLPEncoder((3, 8, 8), out_features=6, hidden_dims=(32,), dropout=0.0)
+    decoder = MLPDecoder(latent_dim=3, image_shape=(3, 8, 8), hidden_dims=(32, 16))
+    assert encoder(torch.zeros(4, 3, 8, 8)).shape == (4, 6)
+    assert decoder(torch.zeros(4, 3)).shape == (4, 3, 8, 8)
+    assert n_params(encoder) == mlp([192, 32, 6])
+    assert sum(isinstance(m, torch.nn.Dropout) for m in MLPEncoder((1, 28, 28), 1).modules()) == 3

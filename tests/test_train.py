@@ -1,0 +1,125 @@
+"""Whole runs on fake data: every preset, the command line, resume, and errors at start."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import CONF_DIR, ROOT, data_overrides
+from hydra.errors import ConfigCompositionException
+
+from genlab.errors import CheckpointError, ConfigError
+from genlab.train import train
+
+EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_runs_fast_dev_run(make_cfg, experiment):
+    data = "imagenette" if "imagenette" in experiment else "mnist"
+    assert make_cfg(f"experiment={experiment}", data=data).task_name == experiment
+    cfg = make_cfg(f"experiment={experiment}", "debug=fdr", data=data)
+    metrics = train(cfg)
+    assert metrics and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
+def test_model_and_data_pick_the_study_nets(make_cfg):
+    cfg = make_cfg("model=gan", "data=imagenette")
+    assert cfg.model.generator._target_.endswith("ConvDecoder") and cfg.model.latent_dim == 500
+    assert list(cfg.model.discriminator.pools) == [2, 2, 2, 4]
+    cfg = make_cfg("model=vae", "data=mnist")
+    assert cfg.model.encoder._target_.endswith("MLPEncoder") and cfg.model.latent_dim == 20
+    assert cfg.data.pixel_range == [0.0, 1.0] and cfg.checkpoint_monitor == "val/loss"
+    cfg = make_cfg("model=gan", "nets=study_b_gan_final")  # a net can still be swapped
+    assert cfg.model.noise == "uniform" and cfg.data.pixel_range == [-1.0, 1.0]
+
+
+def test_resume_from_last_checkpoint(make_cfg, tmp_path):
+    cfg = make_cfg("trainer.max_epochs=1", "logger=csv")
+    train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert last.is_file() and (Path(cfg.paths.output_dir) / "config.yaml").is_file()
+    assert any((Path(cfg.paths.output_dir) / "checkpoints").glob("epoch_*.ckpt"))  # best by val/loss
+    steps = torch.load(last, weights_only=True)["global_step"]
+    cfg = make_cfg("trainer.max_epochs=2", "logger=csv", f"ckpt_path={last}")
+    train(cfg)
+    resumed = torch.load(last, weights_only=True)
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * steps
+
+
+def test_resume_with_a_checkpoint_of_another_model_is_refused(make_cfg):
+    cfg = make_cfg("model=gan", "trainer.max_steps=2", "logger=none")
+    train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError, match="holds a GAN.*model=gan"):
+        train(make_cfg("model=vae", f"ckpt_path={last}"))
+    with pytest.raises(CheckpointError, match="no such file"):
+        train(make_cfg(f"ckpt_path={last}.missing"))
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "key"),
+    [
+        ("model.lr=-0.001", ConfigError, "model.lr"),
+        ("model.latent_dim=0", ConfigError, "model.latent_dim"),
+        ("model.recon_loss=l1", ConfigError, "model.recon_loss"),
+        ("data.batch_size=0", ConfigError, "data.batch_size"),
+    ],
+)
+def test_invalid_values_fail_at_start_naming_the_key(make_cfg, override, error, key):
+    with pytest.raises(error, match=key):
+        train(make_cfg(override))
+
+
+def test_image_size_the_net_cannot_take_fails_at_start(make_cfg):
+    with pytest.raises(ConfigError, match="data.image_size"):
+        train(make_cfg("data=imagenette", "data.image_size=32"))
+
+
+def test_typos_fail_at_composition(make_cfg):
+    with pytest.raises(ConfigCompositionException, match="model/vea"):
+        make_cfg("model=vea")
+    with pytest.raises(ConfigCompositionException, match="lr_typo"):
+        make_cfg("model.lr_typo=1")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.parametrize("data", ["mnist", "imagenette"])
+def test_train_py_on_fake_data(model, data, mnist_dir, imagenette_dir, tmp_path):
+    overrides = data_overrides(data, mnist_dir, imagenette_dir, tmp_path / "cache")
+    result = run_cli(
+        f"model={model}",
+        f"data={data}",
+        "trainer=cpu",
+        "trainer.max_steps=4",
+        "trainer.limit_val_batches=1",
+        *overrides,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_train_py_missing_data_exits_with_the_message(tmp_path):
+    result = run_cli(
+        "model=gan", "data=imagenette", "data.data_dir=/nonexistent", "trainer.max_steps=20", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "error: Imagenette (160px) not found: expected /nonexistent/imagenette2-160/train" in result.stderr
+    assert "data.download=true" in result.stderr and "Traceback" not in result.stderr
