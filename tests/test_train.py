@@ -10,7 +10,9 @@ import torch
 from conftest import CONF_DIR, ROOT, data_overrides
 from hydra.errors import ConfigCompositionException
 
+from genlab.checkpoints import load_model
 from genlab.errors import CheckpointError, ConfigError
+from genlab.models import VAE
 from genlab.train import train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -47,6 +49,9 @@ def test_resume_from_last_checkpoint(make_cfg, tmp_path):
     train(cfg)
     resumed = torch.load(last, weights_only=True)
     assert resumed["epoch"] == 1 and resumed["global_step"] == 2 * steps
+    model = load_model(last)  # the nets are rebuilt from the configs saved in hparams
+    assert isinstance(model, VAE) and not model.training
+    assert torch.equal(model.encoder.net[1].weight, resumed["state_dict"]["encoder.net.1.weight"])
 
 
 def test_resume_with_a_checkpoint_of_another_model_is_refused(make_cfg):
