@@ -6,6 +6,7 @@ from hydra.utils import instantiate
 
 from genlab.errors import ConfigError
 from genlab.nets.conv import ConvDecoder, ConvEncoder
+from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.nets.mlp import MLPDecoder, MLPEncoder
 
 
@@ -125,3 +126,18 @@ def test_mlp_shapes_follow_config():
     assert decoder(torch.zeros(4, 3)).shape == (4, 3, 8, 8)
     assert n_params(encoder) == mlp([192, 32, 6])
     assert sum(isinstance(m, torch.nn.Dropout) for m in MLPEncoder((1, 28, 28), 1).modules()) == 3
+
+
+@pytest.mark.parametrize("size", [32, 64, 160])
+def test_dcgan_nets_fit_the_image_size(size):
+    generator, critic = (
+        DCGANGenerator(16, (3, size, size), width=8),
+        DCGANDiscriminator((3, size, size), width=8),
+    )
+    images = generator(torch.randn(2, 16))
+    assert images.shape == (2, 3, size, size) and critic(images).shape == (2, 1)
+
+
+def test_dcgan_nets_reject_sizes_they_cannot_make():
+    with pytest.raises(ConfigError, match="data.image_size"):
+        DCGANGenerator(16, (3, 100, 100))

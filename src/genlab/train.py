@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 # Batches are single index operations on an in-memory tensor: loader workers would not speed them up.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
+# Lightning 2.6's own pytree helper trips a torch deprecation warning on every run; nothing to act on.
+warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

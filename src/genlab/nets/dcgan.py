@@ -1,0 +1,80 @@
+"""DCGAN-style nets with a spectrally normalised discriminator: genlab's answer to study A's Imagenette GAN.
+
+Where the study's generator upsamples to 256px and then interpolates to 160px, and its discriminator pools
+the image away with ReLUs and MaxPool, these follow the recipe that is known to train (Radford et al. 2016;
+Miyato et al. 2018): strided (transposed) convolutions that double or halve the size exactly, BatchNorm +
+ReLU in the generator, LeakyReLU and spectral normalisation (no BatchNorm) in the discriminator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from genlab.errors import ConfigError
+
+
+def stages(image_size: int) -> tuple[int, int]:
+    """(number of x2 stages, base size in 4..7) so that base * 2**stages == image_size."""
+    n, base = 0, image_size
+    while base >= 8 and base % 2 == 0:
+        n, base = n + 1, base // 2
+    if not 4 <= base <= 7 or n < 2:
+        raise ConfigError(
+            f"image size {image_size} does not suit the DCGAN nets (needs 4..7 x a power of 2 >= 4): "
+            "set data.image_size to 32, 64, 128 or 160"
+        )
+    return n, base
+
+
+def widths(n: int, width: int, max_width: int) -> list[int]:
+    """Channel widths from the image side inwards: width, 2 x width, ... capped at max_width."""
+    return [min(max_width, width * 2**i) for i in range(n)]
+
+
+class DCGANGenerator(nn.Module):
+    """Linear to a base x base map, then ConvTranspose k4 s2 (BatchNorm, ReLU) stages to the image size."""
+
+    def __init__(
+        self, latent_dim: int, image_shape: Sequence[int], width: int = 64, max_width: int = 512
+    ) -> None:
+        super().__init__()
+        n, base = stages(image_shape[1])
+        chans = widths(n, width, max_width)[::-1]  # deepest first
+        self.base = (chans[0], base, base)
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim, chans[0] * base * base, bias=False),
+            nn.Unflatten(1, self.base),
+            nn.BatchNorm2d(chans[0]),
+            nn.ReLU(),
+        )
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(chans, chans[1:], strict=False):
+            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+        layers.append(nn.ConvTranspose2d(chans[-1], image_shape[0], 4, 2, 1))
+        self.upsample = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.upsample(self.project(z))
+
+
+class DCGANDiscriminator(nn.Module):
+    """Conv k4 s2 + LeakyReLU(0.2) stages down to base x base, then Linear; spectral norm on every layer."""
+
+    def __init__(
+        self, image_shape: Sequence[int], out_features: int = 1, width: int = 64, max_width: int = 512
+    ) -> None:
+        super().__init__()
+        n, base = stages(image_shape[1])
+        chans = [image_shape[0], *widths(n, width, max_width)]
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(chans, chans[1:], strict=False):
+            layers += [spectral_norm(nn.Conv2d(c_in, c_out, 4, 2, 1)), nn.LeakyReLU(0.2)]
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = spectral_norm(nn.Linear(chans[-1] * base * base, out_features))
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images))
