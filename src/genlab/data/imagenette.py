@@ -1,0 +1,158 @@
+"""Imagenette (10 ImageNet classes) through torchvision, decoded once into a cached uint8 tensor."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torchvision.datasets import Imagenette
+from torchvision.transforms.v2 import functional as F
+
+from genlab.data.base import ImageDataModule, UInt8ImageDataset
+from genlab.errors import DataError, require
+
+log = logging.getLogger(__name__)
+
+SIZES = {"160px": "imagenette2-160", "320px": "imagenette2-320", "full": "imagenette2"}
+CACHE_FORMAT = 1  # bump when the cached tensors' layout or preprocessing changes
+
+
+def load_image(path: str, image_size: int) -> torch.Tensor:
+    """Decode one JPEG to RGB uint8, resize its shorter side to `image_size`, centre-crop a square."""
+    try:
+        with Image.open(path) as file:
+            image = F.pil_to_tensor(file.convert("RGB"))  # grey and CMYK JPEGs exist in ImageNet
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise DataError(f"cannot decode image {path}: {error}. Delete or replace the file.") from error
+    image = F.resize(image, [image_size], antialias=True)
+    return F.center_crop(image, [image_size, image_size])
+
+
+def source_fingerprint(folder: Path) -> str:
+    """A hash of every file's relative path, size and mtime below `folder`: changes when the data does."""
+    digest = hashlib.sha1()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+class ImagenetteDataModule(ImageDataModule):
+    """Imagenette: train with a fixed-seed val hold-out; the official val split is the test split."""
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 48,
+        pixel_range: Sequence[float] = (0.0, 1.0),
+        size: str = "160px",
+        image_size: int = 160,
+        val_fraction: float = 0.1,
+        cache_dir: str | None = None,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        split_seed: int = 0,
+        download: bool = False,
+    ) -> None:
+        super().__init__(data_dir, batch_size, pixel_range, num_workers, pin_memory, split_seed, download)
+        require(size in SIZES, "data.size", size, f"choose one of {sorted(SIZES)}")
+        require(image_size >= 8, "data.image_size", image_size, "must be at least 8 (the study uses 160)")
+        require(0.0 < val_fraction < 1.0, "data.val_fraction", val_fraction, "must be between 0 and 1")
+        self.size = size
+        self.image_size = image_size
+        self.val_fraction = val_fraction
+        self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else None
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (3, self.image_size, self.image_size)
+
+    @property
+    def root(self) -> Path:
+        return self.data_dir / SIZES[self.size]
+
+    def check_available(self) -> None:
+        if not self.download:
+            for split in ("train", "val"):
+                self._missing_error(split)
+
+    def prepare_data(self) -> None:
+        self._load("train")
+        self._load("val")
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and "train" not in self.splits:
+            images, labels = self._load("train")
+            self._hold_out(images, labels, max(1, round(self.val_fraction * len(images))))
+        if stage in (None, "test", "predict") and "test" not in self.splits:
+            self.splits["test"] = UInt8ImageDataset(*self._load("val"))
+
+    def _cache_file(self, split: str) -> Path:
+        name = f"{SIZES[self.size]}_{split}_{self.image_size}px.pt"
+        if self.cache_dir is not None:
+            return self.cache_dir / name
+        default = self.data_dir / "genlab_cache"
+        if os.access(self.data_dir, os.W_OK) or os.access(default, os.W_OK):
+            return default / name
+        # The data may live on a read-only share: keep the cache in the user's cache folder instead.
+        return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genlab" / name
+
+    def _missing_error(self, split: str) -> None:
+        folder = self.root / split
+        if not folder.is_dir():
+            raise DataError(
+                f"Imagenette ({self.size}) not found: expected {folder}/<wnid>/*.JPEG, the layout "
+                f"torchvision.datasets.Imagenette(root='{self.data_dir}', size='{self.size}') reads. "
+                "Fix: set data.data_dir to the folder that holds "
+                f"{SIZES[self.size]}/, or add data.download=true to download it (needs internet)."
+            )
+
+    def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Load `split` ("train" or the official "val") from the cache, (re)building it when stale."""
+        folder = self.root / split
+        if not folder.is_dir():
+            if not self.download:
+                self._missing_error(split)
+            try:
+                Imagenette(str(self.data_dir), split=split, size=self.size, download=True)
+            except (OSError, RuntimeError, ValueError) as error:
+                raise DataError(
+                    f"Imagenette download into {self.data_dir} failed ({type(error).__name__}: {error}). "
+                    f"Offline? Put {SIZES[self.size]}/{{train,val}}/<wnid>/*.JPEG there by hand."
+                ) from error
+        fingerprint = source_fingerprint(folder)
+        cache = self._cache_file(split)
+        if cache.is_file():
+            try:
+                cached = torch.load(cache, weights_only=True)
+            except Exception as error:  # a half-written or foreign file: rebuild it
+                log.warning("ignoring unreadable cache %s (%s); rebuilding it", cache, error)
+            else:
+                if cached.get("format") == CACHE_FORMAT and cached.get("fingerprint") == fingerprint:
+                    return cached["images"], cached["labels"]
+                log.info("Imagenette source changed since %s was built; rebuilding it", cache)
+        images, labels = self._decode(split)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(
+            {"format": CACHE_FORMAT, "fingerprint": fingerprint, "images": images, "labels": labels}, partial
+        )
+        partial.replace(cache)  # atomic: a crash mid-write never leaves a truncated cache behind
+        log.info("cached %d Imagenette %s images at %s", len(images), split, cache)
+        return images, labels
+
+    def _decode(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        dataset = Imagenette(str(self.data_dir), split=split, size=self.size, loader=str)
+        if len(dataset) == 0:
+            raise DataError(f"Imagenette folder {self.root / split} holds no .JPEG files under <wnid>/ folders")
+        paths, labels = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
+        log.info("decoding %d Imagenette %s images to %dpx (once; cached)", len(paths), split, self.image_size)
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            images = list(pool.map(lambda path: load_image(path, self.image_size), paths))
+        return torch.stack(images), torch.tensor(labels, dtype=torch.long)
