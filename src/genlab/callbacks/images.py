@@ -44,11 +44,16 @@ def log_image(trainer: L.Trainer, tag: str, image: torch.Tensor) -> None:
             logger.experiment.add_image(tag, image, global_step=trainer.global_step)
 
 
+def save_grid(grid: torch.Tensor, path: str | Path) -> Path:
+    """Save a grid image as PNG (creating its folder)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(grid, path)
+    return path
+
+
 def write_picture(trainer: L.Trainer, tag: str, images: torch.Tensor, nrow: int, epoch: int) -> Path:
     """Log a grid of `images` (in [0, 1]) under `tag` and save it as <run dir>/images/<tag>/epoch_XXX.png."""
     grid = image_grid(images, nrow)
     log_image(trainer, tag, grid)
-    path = Path(trainer.default_root_dir) / "images" / tag / f"epoch_{epoch:03d}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(grid, path)
-    return path
+    return save_grid(grid, Path(trainer.default_root_dir) / "images" / tag / f"epoch_{epoch:03d}.png")
