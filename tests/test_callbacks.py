@@ -22,6 +22,7 @@ from genlab.callbacks.grids import (
     reconstruction_images,
 )
 from genlab.callbacks.images import drawing
+from genlab.callbacks.loss_curves import group_panels, moving_average
 from genlab.errors import ConfigError
 from genlab.train import train
 
@@ -201,3 +202,13 @@ def test_drawing_restores_each_modules_mode(vae):
     with drawing(vae):
         assert not vae.training and not torch.is_grad_enabled()
     assert vae.training and vae.decoder.training and not vae.encoder.training
+
+
+def test_loss_curve_panels_and_moving_average():
+    names = ["d_fake", "d_loss", "d_real", "g_loss", "lr"]
+    panels = group_panels(names, [["d_loss", "g_loss"], ["d_real", "d_fake"], ["missing"]])
+    assert panels == [["d_loss", "g_loss"], ["d_real", "d_fake"], ["lr"]]
+    assert group_panels(["recon", "loss", "kl"]) == [["kl"], ["loss"], ["recon"]]
+    values = np.random.default_rng(0).random(40)
+    expected = [values[max(0, i - 4) : i + 1].mean() for i in range(40)]
+    assert np.allclose(moving_average(values, 5), expected)

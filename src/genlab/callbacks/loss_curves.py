@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +27,47 @@ def moving_average(values: np.ndarray, window: int) -> np.ndarray:
     return (cumsum[end] - cumsum[start]) / (end - start)
 
 
-def plot_curves(history: dict[str, tuple[list[int], list[float]]], title: str = "") -> plt.Figure:
-    """One panel per metric: the per-batch values, and their moving average when there are many."""
-    names = sorted(history)
-    cols = min(3, len(names))
-    rows = math.ceil(len(names) / cols)
+def group_panels(names: Sequence[str], together: Sequence[Sequence[str]] = ()) -> list[list[str]]:
+    """Panels of metric names: each group of `together` that was logged shares one panel (in that
+    order); every other name gets its own panel."""
+    panels = [[name for name in group if name in names] for group in together]
+    panels = [panel for panel in panels if panel]
+    grouped = {name for panel in panels for name in panel}
+    return panels + [[name] for name in sorted(names) if name not in grouped]
+
+
+def plot_curves(
+    history: dict[str, tuple[list[int], list[float]]], together: Sequence[Sequence[str]] = (), title: str = ""
+) -> plt.Figure:
+    """One panel per metric (or per group in `together`): the per-batch values, and their moving average
+    when there are many."""
+    panels = group_panels(list(history), together)
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.2 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
-        steps, values = (np.asarray(v, dtype=float) for v in history[name])
-        ax.plot(steps, values, lw=0.6, alpha=0.5 if len(values) > 50 else 1.0, label="per batch")
-        if len(values) > 50:
-            ax.plot(steps, moving_average(values, max(2, len(values) // 50)), lw=1.4, label="moving average")
-            ax.legend(fontsize="small")
-        ax.set_title(name)
+    for ax, panel in zip(axes.flat, panels, strict=False):
+        for index, name in enumerate(panel):
+            steps, values = (np.asarray(v, dtype=float) for v in history[name])
+            color = f"C{index}"
+            # Thin: every batch; thick: the moving average, when there are enough batches to need one.
+            smooth = len(values) > 50
+            ax.plot(
+                steps,
+                values,
+                lw=0.6,
+                color=color,
+                alpha=0.35 if smooth else 1.0,
+                label=None if smooth else name,
+            )
+            if smooth:
+                ax.plot(
+                    steps, moving_average(values, max(2, len(values) // 50)), lw=1.4, color=color, label=name
+                )
+        ax.legend(fontsize="small")
+        ax.set_title(", ".join(panel))
         ax.set_xlabel("batch")
         ax.grid(alpha=0.3)
-    for ax in list(axes.flat)[len(names) :]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.axis("off")
     if title:
         fig.suptitle(title)
@@ -60,10 +86,12 @@ class LossCurves(Callback):
     """Collects every training scalar whose name starts with `prefix` after each batch (VAE: loss, recon,
     kl; GAN: d_loss, g_loss, d_real, d_fake) and, at the end of training, plots them to
     <run dir>/loss_curves.png and logs the plot under the tag `loss_curves`. The history is kept in the
-    checkpoint, so a resumed run's curves start at its first batch."""
+    checkpoint, so a resumed run's curves start at its first batch. Each group of names in `together`
+    (without the prefix) shares a panel, e.g. [[d_loss, g_loss], [d_real, d_fake]]."""
 
-    def __init__(self, prefix: str = "train/") -> None:
+    def __init__(self, prefix: str = "train/", together: Sequence[Sequence[str]] = ()) -> None:
         self.prefix = prefix
+        self.together = [list(group) for group in together]
         self.batches = 0
         self.history: dict[str, tuple[list[int], list[float]]] = {}
 
@@ -78,7 +106,9 @@ class LossCurves(Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or not self.history:
             return
-        fig = plot_curves(self.history, title=f"{type(pl_module).__name__}: training losses per batch")
+        fig = plot_curves(
+            self.history, self.together, title=f"{type(pl_module).__name__}: training losses per batch"
+        )
         try:
             path = Path(trainer.default_root_dir) / "loss_curves.png"
             path.parent.mkdir(parents=True, exist_ok=True)
