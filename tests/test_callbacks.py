@@ -96,12 +96,25 @@ def test_vae_pictures_tags_and_resume(make_cfg):
     assert state["LossCurves"]["history"]["loss"][0].tolist() == [1, 2, 3, 4, 5, 6]
 
 
-def test_gan_run_with_csv_logger(make_cfg):
-    cfg = make_cfg("model=gan", "logger=csv", "trainer.max_epochs=1", *SHORT)
+def test_gan_run_with_csv_logger_and_a_schedule(make_cfg):
+    cfg = make_cfg(
+        "model=gan",
+        "logger=csv",
+        "trainer.max_epochs=3",
+        "+trainer.limit_train_batches=1",
+        "+trainer.limit_val_batches=1",
+        "callbacks.samples.every_n_epochs=2",
+    )
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)
     assert sorted(p.name for p in (run_dir / "images").iterdir()) == ["interpolation", "samples"]
-    grid = np.array(png(run_dir / "images/samples/epoch_000.png"))
+    # Every 2nd epoch, and the last one at the end of training.
+    assert sorted(p.name for p in (run_dir / "images/samples").iterdir()) == [
+        "epoch_001.png",
+        "epoch_002.png",
+    ]
+    assert len(list((run_dir / "images/interpolation").iterdir())) == 3
+    grid = np.array(png(run_dir / "images/samples/epoch_002.png"))
     assert grid.shape == (cell(8), cell(8), 3)
     assert png(run_dir / "loss_curves.png").size[0] > 200
     history = checkpoint_callbacks(run_dir)["LossCurves"]["history"]

@@ -26,27 +26,29 @@ class PictureCallback(Callback):
         require(int(every_n_epochs) >= 1, "callbacks.*.every_n_epochs", every_n_epochs, "must be >= 1")
         self.every_n_epochs = int(every_n_epochs)
         self._epoch = 0
-        self._drawn_at_step: int | None = None
+        self._undrawn_batches = False  # trained batches that no picture shows yet
 
     def draw(self, trainer: L.Trainer, model: GenerativeModel, epoch: int) -> None:
         """Make and write this callback's pictures for `epoch`."""
         raise NotImplementedError
 
     def _draw(self, trainer: L.Trainer, model: GenerativeModel, epoch: int) -> None:
-        if trainer.is_global_zero and trainer.global_step != self._drawn_at_step:
+        if trainer.is_global_zero:
             with drawing(model):
                 self.draw(trainer, model, epoch)
-        self._drawn_at_step = trainer.global_step
+        self._undrawn_batches = False
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args, **kwargs) -> None:
         self._epoch = trainer.current_epoch
+        self._undrawn_batches = True
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
             self._draw(trainer, pl_module, trainer.current_epoch)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._draw(trainer, pl_module, self._epoch)
+        if self._undrawn_batches:
+            self._draw(trainer, pl_module, self._epoch)
 
 
 class LatentPictureCallback(PictureCallback):
