@@ -38,7 +38,7 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def test_images(model: GenerativeModel, data_dir: str, n: int) -> torch.Tensor:
+def held_out_images(model: GenerativeModel, data_dir: str, n: int) -> torch.Tensor:
     """The first `n` test images of the data the model was trained on (read from its image shape), in the
     model's pixel range."""
     from genlab.data import ImagenetteDataModule, MNISTDataModule
@@ -66,6 +66,10 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     )
     require(int(cfg.n) >= 1, "n", cfg.n, "must be >= 1 (64 gives an 8x8 grid)")
     require(int(cfg.pairs) >= 1, "pairs", cfg.pairs, "must be >= 1")
+    require(int(cfg.real_pairs) >= 0, "real_pairs", cfg.real_pairs, "must be >= 0 (0: none)")
+    require(
+        int(cfg.n_reconstructions) >= 0, "n_reconstructions", cfg.n_reconstructions, "must be >= 0 (0: none)"
+    )
     device = pick_device(cfg.device)
     model = load_model(cfg.ckpt_path, map_location=device).to(device)
     out = Path(cfg.out)
@@ -83,14 +87,15 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         z0, z1 = fixed_latents(model, 2 * cfg.pairs, cfg.seed).chunk(2)
         write("interpolation", interpolation_images(model, z0, z1, cfg.steps, cfg.mode), cfg.steps)
         if cfg.data_dir and hasattr(model, "encode"):
-            real = test_images(model, cfg.data_dir, max(2 * cfg.real_pairs, cfg.n_reconstructions))
+            real = held_out_images(model, cfg.data_dir, max(2 * cfg.real_pairs, cfg.n_reconstructions))
             pairs = min(cfg.real_pairs, len(real) // 2)
             if pairs:
                 first, last = real[:pairs], real[pairs : 2 * pairs]
                 images = real_interpolation_images(model, first, last, cfg.steps, cfg.mode)
                 write("interpolation_real", images, cfg.steps + 2)
             real = real[: cfg.n_reconstructions]
-            write("reconstructions", reconstruction_images(model, real, 8), min(8, len(real)))
+            if len(real):
+                write("reconstructions", reconstruction_images(model, real, 8), min(8, len(real)))
         elif cfg.data_dir:
             log.info("%s has no encoder: no reconstructions", type(model).__name__)
     for name, path in written.items():
