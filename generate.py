@@ -1,0 +1,15 @@
+"""Pictures from a trained checkpoint: `python generate.py ckpt_path=.../last.ckpt n=64 out=DIR`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from genlab.generate import run
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="generate")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,8 @@
+"""Callbacks that show what a model learned: samples, interpolations, reconstructions, loss curves."""
+
+from genlab.callbacks.interpolation import Interpolation
+from genlab.callbacks.loss_curves import LossCurves
+from genlab.callbacks.reconstructions import Reconstructions
+from genlab.callbacks.samples import SampleGrid
+
+__all__ = ["Interpolation", "LossCurves", "Reconstructions", "SampleGrid"]

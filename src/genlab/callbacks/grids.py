@@ -1,0 +1,79 @@
+"""The pictures themselves, as [N, C, H, W] images in [0, 1]: shared by the callbacks and generate.py.
+
+Call these inside `genlab.callbacks.images.drawing(model)` (eval mode, no grad).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from genlab.errors import require
+from genlab.models.base import GenerativeModel
+
+INTERPOLATIONS = ("linear", "slerp")
+
+
+def fixed_latents(model: GenerativeModel, n: int, seed: int) -> torch.Tensor:
+    """`n` latent vectors from the model's prior, drawn on the CPU from their own generator (never the
+    global RNG, so drawing them does not change training)."""
+    return model.sample_latent(n, generator=torch.Generator().manual_seed(int(seed))).cpu()
+
+
+def interpolate(z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: str = "slerp") -> torch.Tensor:
+    """[P, D] start and end points -> [P, steps, D] paths that start at z0 and end at z1.
+
+    `slerp` follows the great circle (White 2016, "Sampling generative networks"): a Gaussian's mass lies
+    near a shell, and the midpoints of a straight line lie inside it, where the model saw few latents.
+    """
+    require(mode in INTERPOLATIONS, "interpolation.mode", mode, f"choose one of {INTERPOLATIONS}")
+    require(int(steps) >= 2, "interpolation.steps", steps, "must be >= 2 (the two end points)")
+    t = torch.linspace(0.0, 1.0, int(steps), device=z0.device).view(1, -1, 1)
+    start, end = z0.unsqueeze(1), z1.unsqueeze(1)
+    linear = (1.0 - t) * start + t * end
+    if mode == "linear":
+        return linear
+    cos = torch.nn.functional.cosine_similarity(z0, z1, dim=1).clamp(-1.0, 1.0).view(-1, 1, 1)
+    omega = torch.arccos(cos)
+    sin_omega = torch.sin(omega)
+    # Nearly parallel end points: the great circle is the straight line (and sin(omega) ~ 0).
+    safe = sin_omega.abs() > 1e-6
+    sin_omega = torch.where(safe, sin_omega, torch.ones_like(sin_omega))
+    spherical = (torch.sin((1.0 - t) * omega) * start + torch.sin(t * omega) * end) / sin_omega
+    return torch.where(safe, spherical, linear)
+
+
+def sample_images(model: GenerativeModel, latents: torch.Tensor) -> torch.Tensor:
+    """The model's images for `latents`, in [0, 1]."""
+    return model.to_unit(model.generate(latents.to(model.device)))
+
+
+def interpolation_images(
+    model: GenerativeModel, z0: torch.Tensor, z1: torch.Tensor, steps: int, mode: str = "slerp"
+) -> torch.Tensor:
+    """One row of `steps` images per pair (z0[i], z1[i]), in row order: [P * steps, C, H, W]."""
+    paths = interpolate(z0.to(model.device), z1.to(model.device), steps, mode)
+    return sample_images(model, paths.flatten(0, 1))
+
+
+def real_interpolation_images(
+    model: GenerativeModel, first: torch.Tensor, last: torch.Tensor, steps: int, mode: str = "slerp"
+) -> torch.Tensor:
+    """VAE: per pair of real images (in the model's range), the real `first` image, `steps` decodings
+    between the two posterior means, then the real `last` image: [P * (steps + 2), C, H, W]."""
+    first, last = first.to(model.device), last.to(model.device)
+    (mu0, _), (mu1, _) = model.encode(first), model.encode(last)
+    between = interpolation_images(model, mu0, mu1, steps, mode).unflatten(0, (len(first), int(steps)))
+    rows = torch.cat([model.to_unit(first).unsqueeze(1), between, model.to_unit(last).unsqueeze(1)], dim=1)
+    return rows.flatten(0, 1)
+
+
+def reconstruction_images(model: GenerativeModel, images: torch.Tensor, nrow: int) -> torch.Tensor:
+    """VAE: rows of `nrow` inputs (in the model's range), each directly above a row of their
+    reconstructions, to be shown with `nrow` images per row; a last partial row of inputs is left out."""
+    nrow = min(int(nrow), len(images))
+    images = images[: len(images) - len(images) % nrow].to(model.device)
+    inputs, outputs = model.to_unit(images), model.to_unit(model.reconstruct(images))
+    rows = []
+    for start in range(0, len(images), nrow):
+        rows += [inputs[start : start + nrow], outputs[start : start + nrow]]
+    return torch.cat(rows)

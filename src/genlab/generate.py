@@ -1,0 +1,112 @@
+"""Pictures from a checkpoint: the training callbacks' sample grid, interpolations and reconstructions."""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+
+from genlab.callbacks.grids import (
+    fixed_latents,
+    interpolation_images,
+    real_interpolation_images,
+    reconstruction_images,
+    sample_images,
+)
+from genlab.callbacks.images import drawing, image_grid, save_grid
+from genlab.checkpoints import load_model
+from genlab.errors import ConfigError, GenlabError, require
+from genlab.models.base import GenerativeModel
+
+log = logging.getLogger(__name__)
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def pick_device(device: str) -> torch.device:
+    """`auto` -> cuda when available, else cpu; `cuda` without a GPU is an error that says so."""
+    require(device in DEVICES, "device", device, f"choose one of {DEVICES}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            "device='cuda' is invalid: this machine has no CUDA GPU; use device=cpu or device=auto."
+        )
+    return torch.device(device)
+
+
+def held_out_images(model: GenerativeModel, data_dir: str, n: int) -> torch.Tensor:
+    """The first `n` test images of the data the model was trained on (read from its image shape), in the
+    model's pixel range."""
+    from genlab.data import ImagenetteDataModule, MNISTDataModule
+
+    channels, height, _ = model.image_shape
+    if (channels, height) == (1, 28):
+        datamodule = MNISTDataModule(data_dir, pixel_range=model.pixel_range)
+    elif channels == 3:
+        datamodule = ImagenetteDataModule(data_dir, pixel_range=model.pixel_range, image_size=height)
+    else:
+        raise ConfigError(
+            f"data_dir={data_dir!r}: no genlab data set has images of shape {list(model.image_shape)}; "
+            "leave data_dir out to skip the real-image pictures."
+        )
+    return datamodule.to_model_range(datamodule.split_images("test")[:n])
+
+
+def generate(cfg: DictConfig) -> dict[str, Path]:
+    """Write the pictures for `cfg.ckpt_path` into `cfg.out`; returns {picture name: PNG path}."""
+    require(
+        bool(cfg.ckpt_path),
+        "ckpt_path",
+        cfg.ckpt_path,
+        "give the checkpoint: ckpt_path=<run dir>/checkpoints/last.ckpt",
+    )
+    require(int(cfg.n) >= 1, "n", cfg.n, "must be >= 1 (64 gives an 8x8 grid)")
+    require(int(cfg.pairs) >= 1, "pairs", cfg.pairs, "must be >= 1")
+    require(int(cfg.real_pairs) >= 0, "real_pairs", cfg.real_pairs, "must be >= 0 (0: none)")
+    require(
+        int(cfg.n_reconstructions) >= 0, "n_reconstructions", cfg.n_reconstructions, "must be >= 0 (0: none)"
+    )
+    device = pick_device(cfg.device)
+    model = load_model(cfg.ckpt_path, map_location=device).to(device)
+    out = Path(cfg.out)
+    written: dict[str, Path] = {}
+
+    def write(name: str, images: torch.Tensor, nrow: int) -> None:
+        written[name] = save_grid(image_grid(images, nrow), out / f"{name}.png")
+
+    with drawing(model):
+        write(
+            "samples",
+            sample_images(model, fixed_latents(model, cfg.n, cfg.seed)),
+            math.ceil(math.sqrt(cfg.n)),
+        )
+        z0, z1 = fixed_latents(model, 2 * cfg.pairs, cfg.seed).chunk(2)
+        write("interpolation", interpolation_images(model, z0, z1, cfg.steps, cfg.mode), cfg.steps)
+        if cfg.data_dir and hasattr(model, "encode"):
+            real = held_out_images(model, cfg.data_dir, max(2 * cfg.real_pairs, cfg.n_reconstructions))
+            pairs = min(cfg.real_pairs, len(real) // 2)
+            if pairs:
+                first, last = real[:pairs], real[pairs : 2 * pairs]
+                images = real_interpolation_images(model, first, last, cfg.steps, cfg.mode)
+                write("interpolation_real", images, cfg.steps + 2)
+            real = real[: cfg.n_reconstructions]
+            if len(real):
+                write("reconstructions", reconstruction_images(model, real, 8), min(8, len(real)))
+        elif cfg.data_dir:
+            log.info("%s has no encoder: no reconstructions", type(model).__name__)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return written
+
+
+def run(cfg: DictConfig) -> dict[str, Path]:
+    """`generate` for the command line: a genlab error prints `error: ...` and exits 1, no stack trace."""
+    try:
+        return generate(cfg)
+    except GenlabError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None
