@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,15 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # torch's own message suggests weights_only=False: never for a file of unknown origin.
+        raise CheckpointError(
+            f"ckpt_path={str(path)!r} holds objects other than tensors and plain data, so it is not a "
+            "genlab checkpoint (genlab loads checkpoints with weights_only=True only)"
+        ) from error
     except Exception as error:
         raise CheckpointError(
-            f"ckpt_path={str(path)!r} is not a readable genlab checkpoint ({type(error).__name__}: "
+            f"ckpt_path={str(path)!r} is not a readable checkpoint ({type(error).__name__}: "
             f"{str(error).splitlines()[0]})"
         ) from error
     info = checkpoint.get("genlab") if isinstance(checkpoint, dict) else None

@@ -86,7 +86,7 @@ class ImageDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def check_available(self) -> None:
-        """Raise a DataError now, before any model is built, if the data is missing and won't be downloaded."""
+        """Raise a DataError now, before any model is built, if the data is missing and not downloaded."""
         raise NotImplementedError
 
     def split_images(self, split: str) -> torch.Tensor:

@@ -150,9 +150,9 @@ class ImagenetteDataModule(ImageDataModule):
     def _decode(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         dataset = Imagenette(str(self.data_dir), split=split, size=self.size, loader=str)
         if len(dataset) == 0:
-            raise DataError(f"Imagenette folder {self.root / split} holds no .JPEG files under <wnid>/ folders")
+            raise DataError(f"Imagenette folder {self.root / split} holds no <wnid>/*.JPEG files")
         paths, labels = zip(*(dataset[i] for i in range(len(dataset))), strict=True)
-        log.info("decoding %d Imagenette %s images to %dpx (once; cached)", len(paths), split, self.image_size)
+        log.info("decoding %d Imagenette %s images to %dpx (once)", len(paths), split, self.image_size)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             images = list(pool.map(lambda path: load_image(path, self.image_size), paths))
         return torch.stack(images), torch.tensor(labels, dtype=torch.long)

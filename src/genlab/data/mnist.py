@@ -95,12 +95,12 @@ class MNISTDataModule(ImageDataModule):
             if missing:
                 raise DataError(
                     f"MNIST download into {self.raw_dir} failed ({type(error).__name__}: {error}). Offline? "
-                    f"Put the files {sorted(IDX_FILES)} there by hand, or set data.data_dir to where they are."
+                    f"Put the files {sorted(IDX_FILES)} there, or set data.data_dir to where they are."
                 ) from error
             for name in IDX_FILES:
                 check_idx_file(self.raw_dir / name)
             raise DataError(f"MNIST in {self.raw_dir} could not be read: {error}") from error
         images, labels = dataset.data, dataset.targets
         if images.dtype != torch.uint8 or images.shape[1:] != (28, 28):
-            raise DataError(f"MNIST in {self.raw_dir} has unexpected images {images.dtype} {tuple(images.shape)}")
+            raise DataError(f"MNIST in {self.raw_dir} has odd images {images.dtype} {tuple(images.shape)}")
         return images.unsqueeze(1).contiguous(), labels.long()
