@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.checkpoints import checkpoint_model_class
 from genlab.errors import CheckpointError, GenlabError
+from genlab.sweeps.failures import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +61,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def in_multirun() -> bool:
+    """Whether this job is one of a sweep (`python train.py -m ...`)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
-    """`train` for the command line: a genlab error prints its message and exits 1, without a stack trace."""
+    """`train` for the command line: a genlab error prints its message and exits 1, without a stack trace.
+
+    In a sweep any failure (a NaN loss included) is written to <run dir>/failed.json instead, and the other
+    jobs go on: the report marks the run failed with its reason.
+    """
     try:
         return train(cfg)
-    except GenlabError as error:
+    except Exception as error:
+        if in_multirun():
+            path = record_failure(cfg.paths.output_dir, error)
+            log.error("job failed (recorded in %s): %s", path, error)
+            return {}
+        if not isinstance(error, GenlabError):
+            raise
         log.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None
