@@ -13,7 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (after choosing the file-only backend)
 
-from genlab.sweeps.runs import Run, read_sweep  # noqa: E402
+from genlab.sweeps.runs import Run, label_configurations, read_sweep  # noqa: E402
 
 #: which way is better for the metrics evaluate.py writes; metrics not listed are shown but not judged
 HIGHER_IS_BETTER = {
@@ -222,6 +222,8 @@ def write_report(sweep_dir: str | Path) -> Path:
         f"{len(runs)} runs in {len(rows)} configurations; {len(runs) - len(failed)} finished, "
         f"{len(failed)} failed. Values: mean ± std over the finished seeds of each configuration "
         "(metrics.json from evaluate.py where present, then the last logged val/ and train/ losses).",
+        "",
+        "Overrides common to all runs: " + (" ".join(f"`{o}`" for o in label_configurations(runs)) or "none"),
         "",
         "## Summary",
         "",

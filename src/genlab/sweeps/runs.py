@@ -28,6 +28,8 @@ class Run:
     seed: int | None
     overrides: list[str]
     failure: str | None = None
+    #: the overrides that tell this run's configuration from the sweep's others (seed, model, data aside)
+    configuration: str = "-"
     scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     images: dict[str, Path] = field(default_factory=dict)
@@ -35,12 +37,6 @@ class Run:
     @property
     def ok(self) -> bool:
         return self.failure is None
-
-    @property
-    def configuration(self) -> str:
-        """The run's overrides without the seed: runs that differ only by seed share a configuration."""
-        kept = [o for o in self.overrides if o.split("=", 1)[0].lstrip("+~") != "seed"]
-        return " ".join(kept) or f"model={self.model.lower()} data={self.data}"
 
     def final_scalars(self) -> dict[str, float]:
         """The last logged value of each scalar."""
@@ -119,7 +115,7 @@ def read_run(run_dir: Path) -> Run:
     run.metrics = read_metrics(run_dir)
     run.images = latest_images(run_dir)
     if failure is not None:
-        run.failure = failure["reason"]
+        run.failure = " ".join(failure["reason"].split())  # one line, for tables
     elif not (run_dir / "checkpoints" / "last.ckpt").is_file():
         run.failure = "no checkpoints/last.ckpt: the job was killed or is still running"
     elif any(not math.isfinite(value) for value in run.final_scalars().values()):
@@ -141,4 +137,25 @@ def read_sweep(sweep_dir: str | Path) -> list[Run]:
             "`python train.py -m ...` sweep, e.g. outputs/vae_vs_gan/multiruns/<time>"
         )
     run_dirs.sort(key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
-    return [read_run(run_dir) for run_dir in run_dirs]
+    runs = [read_run(run_dir) for run_dir in run_dirs]
+    label_configurations(runs)
+    return runs
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def label_configurations(runs: list[Run]) -> list[str]:
+    """Set each run's `configuration` to its overrides that vary across the sweep (seed, model and data
+    have their own columns); return the overrides that all runs share."""
+    values: dict[str, set[str]] = {}
+    for run in runs:
+        for override in run.overrides:
+            values.setdefault(override_key(override), set()).add(override)
+    counts = {key: sum(any(override_key(o) == key for o in run.overrides) for run in runs) for key in values}
+    varying = {key for key, seen in values.items() if len(seen) > 1 or counts[key] < len(runs)}
+    for run in runs:
+        kept = [o for o in run.overrides if override_key(o) in varying - {"seed", "model", "data"}]
+        run.configuration = " ".join(kept) or "-"
+    return sorted(next(iter(seen)) for key, seen in values.items() if key not in varying)
