@@ -52,5 +52,4 @@ class PinGPU(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         device = pin_this_process(self.lock_dir, self.wait_s)
-        if device is not None:
-            log.info("job %s runs on GPU %s (pid %d)", config.hydra.job.num, device, os.getpid())
+        log.info("job %s: worker pid %d, GPU %s", config.hydra.job.num, os.getpid(), device or "none (CPU)")
