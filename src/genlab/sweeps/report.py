@@ -112,8 +112,10 @@ def plot_curves(runs: Sequence[Run], model: str, data: str, path: Path) -> bool:
         for run in runs:
             if tag in run.scalars:
                 steps, values = zip(*run.scalars[tag], strict=True)
-                label = f"{run.path.name}: {run.configuration} seed={run.seed}" + (
-                    "" if run.ok else " (failed)"
+                label = (
+                    f"{run.path.name}: seed={run.seed}"
+                    + ("" if run.configuration == "-" else f" {run.configuration}")
+                    + ("" if run.ok else " (failed)")
                 )
                 axis.plot(steps, values, linewidth=0.8, linestyle="-" if run.ok else "--", label=label)
         axis.set(title=f"{model} on {data}: {tag}", xlabel="step", ylabel=tag.split("/")[-1])
