@@ -74,7 +74,9 @@ def run(cfg: DictConfig) -> dict[str, float]:
     """
     try:
         return train(cfg)
-    except Exception as error:
+    except Exception as raised:
+        # Hydra's instantiate wraps the errors of genlab's constructors: show genlab's own message.
+        error = raised.__cause__ if isinstance(raised.__cause__, GenlabError) else raised
         if in_multirun():
             path = record_failure(cfg.paths.output_dir, error)
             log.error("job failed (recorded in %s): %s", path, error)

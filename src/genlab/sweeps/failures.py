@@ -35,8 +35,6 @@ class StopOnNonFiniteLoss(L.Callback):
 def record_failure(output_dir: str | Path, error: BaseException) -> Path:
     """Write `failed.json` (reason, error type, traceback) into the run dir and return its path."""
     path = Path(output_dir) / FAILURE_FILE
-    if isinstance(error.__cause__, GenlabError):  # Hydra's instantiate wraps genlab's clear message
-        error = error.__cause__
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "reason": str(error) or type(error).__name__,
