@@ -8,12 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
+from matplotlib.image import imread
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (after choosing the file-only backend)
-
-from genlab.sweeps.runs import Run, label_configurations, read_sweep  # noqa: E402
+from genlab.sweeps.runs import Run, label_configurations, read_sweep
 
 #: which way is better for the metrics evaluate.py writes; metrics not listed are shown but not judged
 HIGHER_IS_BETTER = {
@@ -102,12 +100,15 @@ def winners(rows: Sequence[Row]) -> list[tuple[str, str, str, float, str, float]
     return results
 
 
-def plot_curves(runs: Sequence[Run], model: str, data: str, path: Path) -> bool:
-    """Every run's training curves of one model on one dataset, overlaid (one panel per loss term)."""
+def curves_figure(runs: Sequence[Run], model: str, data: str) -> Figure | None:
+    """Every run's training curves of one model on one dataset, overlaid (one panel per loss term).
+
+    A pyplot-free Figure: works headless (compare.py) and shows inline in a notebook."""
     tags = [tag for tag in CURVE_TAGS.get(model, ()) if any(tag in run.scalars for run in runs)]
     if not tags:
-        return False
-    figure, axes = plt.subplots(1, len(tags), figsize=(5 * len(tags), 3.6), squeeze=False)
+        return None
+    figure = Figure(figsize=(5 * len(tags), 3.6))
+    axes = figure.subplots(1, len(tags), squeeze=False)
     for axis, tag in zip(axes[0], tags, strict=True):
         for run in runs:
             if tag in run.scalars:
@@ -121,12 +122,10 @@ def plot_curves(runs: Sequence[Run], model: str, data: str, path: Path) -> bool:
         axis.set(title=f"{model} on {data}: {tag}", xlabel="step", ylabel=tag.split("/")[-1])
     axes[0][0].legend(fontsize=6)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return True
+    return figure
 
 
-def plot_samples(rows: Sequence[Row], data: str, path: Path) -> bool:
+def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
     """The final sample grids of the VAE and the GAN on one dataset, side by side (first successful seed of
     each model's first configuration that saved samples)."""
     shown = {}
@@ -136,19 +135,18 @@ def plot_samples(rows: Sequence[Row], data: str, path: Path) -> bool:
             if run is not None:
                 shown[row.model] = run
     if not shown:
-        return False
-    figure, axes = plt.subplots(1, len(shown), figsize=(5 * len(shown), 5.4), squeeze=False)
+        return None
+    figure = Figure(figsize=(5 * len(shown), 5.4))
+    axes = figure.subplots(1, len(shown), squeeze=False)
     for axis, (model, run) in zip(axes[0], sorted(shown.items(), reverse=True), strict=True):
-        axis.imshow(plt.imread(run.images["samples"]), cmap="gray")
+        axis.imshow(imread(run.images["samples"]), cmap="gray")
         axis.set_title(
             f"{model} on {data}\n{run.configuration} seed={run.seed}\n{run.images['samples'].name}",
             fontsize=8,
         )
         axis.axis("off")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return True
+    return figure
 
 
 def format_value(row: Row, name: str) -> str:
@@ -264,12 +262,16 @@ def write_report(sweep_dir: str | Path) -> Path:
         for model in ("VAE", "GAN"):
             selected = [run for run in runs if run.data == data and run.model == model]
             name = f"curves_{data}_{model.lower()}.png"
-            if selected and plot_curves(selected, model, data, figures / name):
+            figure = curves_figure(selected, model, data) if selected else None
+            if figure is not None:
+                figure.savefig(figures / name, dpi=110)
                 lines += [f"![{model} on {data}](figures/{name})", ""]
     lines += ["## Final samples, VAE vs GAN", ""]
     for data in sorted({run.data for run in runs}):
         name = f"samples_{data}.png"
-        if plot_samples(rows, data, figures / name):
+        figure = samples_figure(rows, data)
+        if figure is not None:
+            figure.savefig(figures / name, dpi=110)
             lines += [f"![samples on {data}](figures/{name})", ""]
         else:
             lines += [
