@@ -10,6 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
+from genlab.sweeps.ddp import check_ddp_launch
 from genlab.sweeps.failures import DivergedError, StopOnNonFiniteLoss, read_failure
 from genlab.train import run
 
@@ -57,3 +58,16 @@ def test_a_single_run_still_exits_1(make_cfg, tmp_path, capsys):
         run(cfg)
     assert exit_info.value.code == 1 and "model.lr=-1" in capsys.readouterr().err
     assert read_failure(tmp_path / "run") is None
+
+
+def test_script_relaunching_ddp_is_refused_in_a_local_sweep(make_cfg, tmp_path, monkeypatch):
+    for name in ("SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = make_cfg("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", *TINY)
+    check_ddp_launch(cfg.trainer, multirun=False)  # a single DDP run: Lightning reuses its run dir
+    check_ddp_launch(make_cfg("+trainer.strategy=ddp_spawn", "trainer.devices=2").trainer, multirun=True)
+    assert run(as_sweep_job(cfg)) == {}
+    assert "hydra/launcher=slurm" in read_failure(tmp_path / "run")["reason"]
+    monkeypatch.setenv("SLURM_NTASKS", "2")  # SLURM starts every rank itself: nothing is re-run
+    monkeypatch.setenv("SLURM_JOB_NAME", "genlab")
+    check_ddp_launch(cfg.trainer, multirun=True)

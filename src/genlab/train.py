@@ -12,10 +12,12 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.checkpoints import checkpoint_model_class
 from genlab.errors import CheckpointError, GenlabError
+from genlab.sweeps.ddp import check_ddp_launch
 from genlab.sweeps.failures import record_failure
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    check_ddp_launch(cfg.trainer, in_multirun())
+    if rank_zero_only.rank == 0:  # DDP ranks > 0 share the run dir (see genlab.sweeps.ddp)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
 
     ckpt_path = cfg.get("ckpt_path")
     model_class = cfg.model._target_.rsplit(".", 1)[-1]
