@@ -5,7 +5,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 from conftest import ROOT
 
 from genlab.sweeps.report import write_report
@@ -54,7 +53,6 @@ def test_two_jobs_in_parallel_and_a_failing_job_does_not_stop_the_sweep(tmp_path
     assert "## Failed runs" in report and "data.batch_size=-1" in report
 
 
-@pytest.mark.slow  # about a minute here: three processes each start torch
 def test_submitit_local_executor_runs_a_two_job_sweep(tmp_path, mnist_dir):
     sweep_dir = tmp_path / "sweep"
     done = sweep(sweep_dir, mnist_dir, "hydra/launcher=submitit_local", "model=gan", "seed=1,2")
