@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # resolves them as usual.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 
-.PHONY: help install test test-slow lint format tensorboard clean
+.PHONY: help install test test-slow lint format tensorboard report clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -30,6 +30,10 @@ format:  ## ruff format and fix
 
 tensorboard:  ## open TensorBoard on every run under outputs/
 	$(VENV)/bin/tensorboard --logdir outputs
+
+report:  ## write the VAE-vs-GAN report of a sweep: make report SWEEP=outputs/vae_vs_gan/multiruns/<time>
+	@test -n "$(SWEEP)" || { echo "usage: make report SWEEP=<sweep dir>"; exit 2; }
+	$(PY) compare.py $(SWEEP)
 
 clean:  ## remove caches (keeps outputs/)
 	rm -rf .pytest_cache .ruff_cache `find . -name __pycache__ -not -path './.venv/*'`

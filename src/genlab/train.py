@@ -8,11 +8,16 @@ import warnings
 from pathlib import Path
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.checkpoints import checkpoint_model_class
 from genlab.errors import CheckpointError, GenlabError
 from genlab.instantiate import build, build_group
+from genlab.sweeps.ddp import check_ddp_launch
+from genlab.sweeps.failures import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +32,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    check_ddp_launch(cfg.trainer, in_multirun())
+    if rank_zero_only.rank == 0:  # DDP ranks > 0 share the run dir (see genlab.sweeps.ddp)
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
 
     ckpt_path = cfg.get("ckpt_path")
     model_class = cfg.model._target_.rsplit(".", 1)[-1]
@@ -53,11 +60,26 @@ def train(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
+def in_multirun() -> bool:
+    """Whether this job is one of a sweep (`python train.py -m ...`)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def run(cfg: DictConfig) -> dict[str, float]:
-    """`train` for the command line: a genlab error prints its message and exits 1, without a stack trace."""
+    """`train` for the command line: a genlab error prints its message and exits 1, without a stack trace.
+
+    In a sweep any failure (a NaN loss included) is written to <run dir>/failed.json instead, and the other
+    jobs go on: the report marks the run failed with its reason.
+    """
     try:
         return train(cfg)
-    except GenlabError as error:
+    except Exception as error:
+        if in_multirun():
+            path = record_failure(cfg.paths.output_dir, error)
+            log.error("job failed (recorded in %s): %s", path, error)
+            return {}
+        if not isinstance(error, GenlabError):
+            raise
         log.error("%s", error)
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1) from None

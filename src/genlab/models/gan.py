@@ -77,7 +77,6 @@ class GAN(GenerativeModel):
             d_loss = self.d_loss_fn(real_logits, fake_logits, 1.0 - self.hparams.label_smoothing)
             opt_d.zero_grad(set_to_none=True)
             self.manual_backward(d_loss)
-            self._clip(opt_d)
             opt_d.step()
         return {
             "d_loss": d_loss.detach(),
@@ -92,12 +91,12 @@ class GAN(GenerativeModel):
             g_loss = self.g_loss_fn(self.discriminator(self.generate(self.sample_latent(batch_size))))
             opt_g.zero_grad(set_to_none=True)
             self.manual_backward(g_loss)
-            self._clip(opt_g)
             opt_g.step()
         return {"g_loss": g_loss.detach()}
 
-    def _clip(self, optimizer) -> None:
-        # Lightning unscales fp16 gradients before clipping here; Trainer(gradient_clip_val) is not
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Clip here, inside opt.step(): under 16-mixed Lightning unscales the gradients just before this hook
+        # (clipping in training_step would clip the scaled ones). Trainer(gradient_clip_val) is not
         # available under manual optimisation.
         if self.hparams.grad_clip is not None:
             self.clip_gradients(

@@ -1,0 +1,283 @@
+"""The VAE-vs-GAN report of a sweep: SWEEP_DIR/report.md, report.csv, runs.csv and figures/ (`compare.py`)."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+from matplotlib.image import imread
+
+from genlab.sweeps.runs import Run, label_configurations, read_sweep
+
+#: which way is better for the metrics evaluate.py writes; metrics not listed are shown but not judged
+HIGHER_IS_BETTER = {
+    "fid": False,
+    "kid_mean": False,
+    "kid": False,
+    "precision": True,
+    "recall": True,
+    "density": True,
+    "coverage": True,
+    "test_elbo": True,
+    "iwae": True,
+    "inception_score": True,
+    "is_mean": True,
+}
+#: the training curves of each model (logged per step)
+CURVE_TAGS = {"VAE": ("train/loss", "train/recon", "train/kl"), "GAN": ("train/d_loss", "train/g_loss")}
+
+
+@dataclass
+class Row:
+    """One configuration of the sweep: its runs over seeds and the mean and std of each value."""
+
+    configuration: str
+    model: str
+    data: str
+    runs: list[Run]
+    mean: dict[str, float]
+    std: dict[str, float]
+
+    @property
+    def failures(self) -> list[Run]:
+        return [run for run in self.runs if not run.ok]
+
+
+def run_values(run: Run) -> dict[str, float]:
+    """What the table shows of a run: evaluate.py's metrics, then the final logged val/ and train/ losses."""
+    scalars = {
+        tag: value
+        for tag, value in run.final_scalars().items()
+        if tag.startswith("val/") or (tag.startswith("train/") and tag.endswith("loss"))
+    }
+    return run.metrics | scalars
+
+
+def summarise(runs: Sequence[Run]) -> list[Row]:
+    """Group runs by configuration (seeds pooled); mean and sample std over the successful runs."""
+    groups: dict[tuple[str, str, str], list[Run]] = {}
+    for run in runs:
+        groups.setdefault((run.data, run.model, run.configuration), []).append(run)
+    rows = []
+    for (data, model, configuration), members in sorted(groups.items()):
+        values: dict[str, list[float]] = {}
+        for run in members:
+            if run.ok:
+                for name, value in run_values(run).items():
+                    values.setdefault(name, []).append(value)
+        mean = {name: statistics.fmean(v) for name, v in values.items()}
+        std = {name: statistics.stdev(v) if len(v) > 1 else 0.0 for name, v in values.items()}
+        rows.append(Row(configuration, model, data, members, mean, std))
+    return rows
+
+
+def columns(rows: Sequence[Row]) -> list[str]:
+    """Table columns: judged metrics first (in HIGHER_IS_BETTER order), then the rest alphabetically."""
+    names = {name for row in rows for name in row.mean}
+    judged = [name for name in HIGHER_IS_BETTER if name in names]
+    return judged + sorted(names - set(judged))
+
+
+def winners(rows: Sequence[Row]) -> list[tuple[str, str, str, float, str, float]]:
+    """Per dataset and judged metric: (data, metric, winner, its best mean, loser, its best mean), comparing
+    each model's best configuration."""
+    results = []
+    for data in sorted({row.data for row in rows}):
+        for metric, higher in HIGHER_IS_BETTER.items():
+            best: dict[str, float] = {}
+            for row in rows:
+                if row.data == data and metric in row.mean:
+                    value = row.mean[metric]
+                    if row.model not in best or (value > best[row.model]) == higher:
+                        best[row.model] = value
+            if {"VAE", "GAN"} <= best.keys():
+                ranked = sorted(("VAE", "GAN"), key=lambda model: best[model], reverse=higher)
+                results.append((data, metric, ranked[0], best[ranked[0]], ranked[1], best[ranked[1]]))
+    return results
+
+
+def curves_figure(runs: Sequence[Run], model: str, data: str) -> Figure | None:
+    """Every run's training curves of one model on one dataset, overlaid (one panel per loss term).
+
+    A pyplot-free Figure: works headless (compare.py) and shows inline in a notebook."""
+    tags = [tag for tag in CURVE_TAGS.get(model, ()) if any(tag in run.scalars for run in runs)]
+    if not tags:
+        return None
+    figure = Figure(figsize=(5 * len(tags), 3.6))
+    axes = figure.subplots(1, len(tags), squeeze=False)
+    for axis, tag in zip(axes[0], tags, strict=True):
+        for run in runs:
+            if tag in run.scalars:
+                steps, values = zip(*run.scalars[tag], strict=True)
+                label = (
+                    f"{run.path.name}: seed={run.seed}"
+                    + ("" if run.configuration == "-" else f" {run.configuration}")
+                    + ("" if run.ok else " (failed)")
+                )
+                axis.plot(steps, values, linewidth=0.8, linestyle="-" if run.ok else "--", label=label)
+        axis.set(title=f"{model} on {data}: {tag}", xlabel="step", ylabel=tag.split("/")[-1])
+    axes[0][0].legend(fontsize=6)
+    figure.tight_layout()
+    return figure
+
+
+def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
+    """The final sample grids of the VAE and the GAN on one dataset, side by side (first successful seed of
+    each model's first configuration that saved samples)."""
+    shown = {}
+    for row in rows:
+        if row.data == data and row.model not in shown:
+            run = next((r for r in row.runs if r.ok and "samples" in r.images), None)
+            if run is not None:
+                shown[row.model] = run
+    if not shown:
+        return None
+    figure = Figure(figsize=(5 * len(shown), 5.4))
+    axes = figure.subplots(1, len(shown), squeeze=False)
+    for axis, (model, run) in zip(axes[0], sorted(shown.items(), reverse=True), strict=True):
+        axis.imshow(imread(run.images["samples"]), cmap="gray")
+        axis.set_title(
+            f"{model} on {data}\n{run.configuration} seed={run.seed}\n{run.images['samples'].name}",
+            fontsize=8,
+        )
+        axis.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def format_value(row: Row, name: str) -> str:
+    if name not in row.mean:
+        return "-"
+    return (
+        f"{row.mean[name]:.4g} ± {row.std[name]:.2g}"
+        if len(row.runs) - len(row.failures) > 1
+        else (f"{row.mean[name]:.4g}")
+    )
+
+
+def write_csvs(rows: Sequence[Row], runs: Sequence[Run], names: Sequence[str], sweep_dir: Path) -> None:
+    """report.csv: one row per configuration (mean and std); runs.csv: one row per run."""
+    with (sweep_dir / "report.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "configuration",
+                "model",
+                "data",
+                "runs",
+                "failed",
+                "failures",
+                *[f"{n}_{s}" for n in names for s in ("mean", "std")],
+            ]
+        )
+        for row in rows:
+            writer.writerow(
+                [
+                    row.configuration,
+                    row.model,
+                    row.data,
+                    len(row.runs),
+                    len(row.failures),
+                    " | ".join(f"{r.path.name}: {r.failure}" for r in row.failures),
+                    *[row.__getattribute__(s).get(n, "") for n in names for s in ("mean", "std")],
+                ]
+            )
+    with (sweep_dir / "runs.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["run", "configuration", "model", "data", "seed", "status", "failure", *names])
+        for run in runs:
+            values = run_values(run)
+            writer.writerow(
+                [
+                    run.path.name,
+                    run.configuration,
+                    run.model,
+                    run.data,
+                    run.seed,
+                    "ok" if run.ok else "failed",
+                    run.failure or "",
+                    *[values.get(n, "") for n in names],
+                ]
+            )
+
+
+def write_report(sweep_dir: str | Path) -> Path:
+    """Read every run of `sweep_dir` and write report.md, report.csv, runs.csv and figures/ into it."""
+    sweep_dir = Path(sweep_dir)
+    runs = read_sweep(sweep_dir)
+    rows = summarise(runs)
+    names = columns(rows)
+    figures = sweep_dir / "figures"
+    figures.mkdir(exist_ok=True)
+    write_csvs(rows, runs, names, sweep_dir)
+
+    failed = [run for run in runs if not run.ok]
+    lines = [
+        f"# Sweep report: {sweep_dir.name}",
+        "",
+        f"{len(runs)} runs in {len(rows)} configurations; {len(runs) - len(failed)} finished, "
+        f"{len(failed)} failed. Values: mean ± std over the finished seeds of each configuration "
+        "(metrics.json from evaluate.py where present, then the last logged val/ and train/ losses).",
+        "",
+        "Overrides common to all runs: " + (" ".join(f"`{o}`" for o in label_configurations(runs)) or "none"),
+        "",
+        "## Summary",
+        "",
+    ]
+    verdicts = winners(rows)
+    lines += [
+        f"- {data}: **{winner}** wins on {metric} ({best:.4g} vs {loser} {other:.4g})"
+        for data, metric, winner, best, loser, other in verdicts
+    ] or [
+        "- No metric that both models share (run `python evaluate.py ckpt_path=...` on each run for FID, "
+        "KID, precision/recall): the losses below are not comparable between a VAE and a GAN."
+    ]
+    lines += ["", "## Final values per configuration", ""]
+    header = ["data", "model", "configuration", "runs", *names]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        runs_cell = f"{len(row.runs) - len(row.failures)}/{len(row.runs)}" + (
+            f" (**{len(row.failures)} failed**)" if row.failures else ""
+        )
+        cells = [
+            row.data,
+            row.model,
+            f"`{row.configuration}`",
+            runs_cell,
+            *[format_value(row, n) for n in names],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    if failed:
+        lines += ["", "## Failed runs", ""]
+        lines += [
+            f"- `{run.path.name}` (`{run.configuration}` seed={run.seed}): {run.failure}" for run in failed
+        ]
+
+    lines += ["", "## Training curves", ""]
+    for data in sorted({run.data for run in runs}):
+        for model in ("VAE", "GAN"):
+            selected = [run for run in runs if run.data == data and run.model == model]
+            name = f"curves_{data}_{model.lower()}.png"
+            figure = curves_figure(selected, model, data) if selected else None
+            if figure is not None:
+                figure.savefig(figures / name, dpi=110)
+                lines += [f"![{model} on {data}](figures/{name})", ""]
+    lines += ["## Final samples, VAE vs GAN", ""]
+    for data in sorted({run.data for run in runs}):
+        name = f"samples_{data}.png"
+        figure = samples_figure(rows, data)
+        if figure is not None:
+            figure.savefig(figures / name, dpi=110)
+            lines += [f"![samples on {data}](figures/{name})", ""]
+        else:
+            lines += [
+                f"- {data}: no images/samples/*.png in these runs (the sample-grid callback was off).",
+                "",
+            ]
+    path = sweep_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,161 @@
+"""Read the runs of a sweep dir: configs, logged scalars, metrics.json, final images, failure records."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from genlab.errors import GenlabError
+from genlab.sweeps.failures import read_failure
+
+#: the picture tags of genlab's image callbacks: <run dir>/images/<tag>/epoch_XXX.png
+IMAGE_TAGS = ("samples", "interpolation", "interpolation_real", "reconstructions")
+
+
+@dataclass
+class Run:
+    """One job of a sweep, as found on disk."""
+
+    path: Path
+    model: str
+    data: str
+    seed: int | None
+    overrides: list[str]
+    failure: str | None = None
+    #: the overrides that tell this run's configuration from the sweep's others (seed, model, data aside)
+    configuration: str = "-"
+    scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    images: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+    def final_scalars(self) -> dict[str, float]:
+        """The last logged value of each scalar."""
+        return {tag: points[-1][1] for tag, points in self.scalars.items() if points}
+
+
+def read_tensorboard(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of the TensorBoard event files in `log_dir`, as (step, value) lists."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
+    accumulator.Reload()
+    return {
+        tag: [(event.step, float(event.value)) for event in accumulator.Scalars(tag)]
+        for tag in accumulator.Tags().get("scalars", [])
+    }
+
+
+def read_csv_log(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar of Lightning's CSVLogger metrics.csv, as (step, value) lists."""
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            step = int(float(row.get("step") or 0))
+            for name, value in row.items():
+                if name not in ("step", "epoch") and value not in (None, ""):
+                    scalars.setdefault(name, []).append((step, float(value)))
+    return scalars
+
+
+def read_metrics(run_dir: Path) -> dict[str, float]:
+    """Numeric entries of the newest metrics.json under the run dir (evaluate.py's output), flattened."""
+    found = sorted(run_dir.rglob("metrics.json"), key=lambda p: p.stat().st_mtime)
+    if not found:
+        return {}
+    try:
+        raw = json.loads(found[-1].read_text())
+    except json.JSONDecodeError as error:
+        raise GenlabError(
+            f"{found[-1]} is not valid JSON ({error}): re-run evaluate.py for that run"
+        ) from None
+
+    def flatten(value: Any, prefix: str = "") -> dict[str, float]:
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {prefix.rstrip("."): float(value)}
+        return {}
+
+    return flatten(raw)
+
+
+def latest_images(run_dir: Path) -> dict[str, Path]:
+    """The last epoch's picture of each image tag."""
+    images = {}
+    for tag in IMAGE_TAGS:
+        pictures = sorted((run_dir / "images" / tag).glob("*.png"))
+        if pictures:
+            images[tag] = pictures[-1]
+    return images
+
+
+def read_run(run_dir: Path) -> Run:
+    """One run dir of a multirun (Hydra's .hydra/ records, genlab's outputs)."""
+    hydra_dir = run_dir / ".hydra"
+    config = OmegaConf.load(hydra_dir / "config.yaml")
+    overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
+    choices = OmegaConf.load(hydra_dir / "hydra.yaml").hydra.runtime.choices
+    model = str(OmegaConf.select(config, "model._target_", default="?")).rsplit(".", 1)[-1]
+    run = Run(run_dir, model, str(choices.get("data", "?")), OmegaConf.select(config, "seed"), overrides)
+    failure = read_failure(run_dir)
+    if (run_dir / "tensorboard").is_dir():
+        run.scalars = read_tensorboard(run_dir / "tensorboard")
+    elif (run_dir / "csv" / "metrics.csv").is_file():
+        run.scalars = read_csv_log(run_dir / "csv" / "metrics.csv")
+    run.metrics = read_metrics(run_dir)
+    run.images = latest_images(run_dir)
+    if failure is not None:
+        run.failure = " ".join(failure["reason"].split())  # one line, for tables
+    elif not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        run.failure = "no checkpoints/last.ckpt: the job was killed or is still running"
+    elif any(not math.isfinite(value) for value in run.final_scalars().values()):
+        run.failure = "a logged value is NaN or infinite"
+    return run
+
+
+def read_sweep(sweep_dir: str | Path) -> list[Run]:
+    """Every run of a sweep dir (its numbered job folders), in job order."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise GenlabError(
+            f"sweep dir {str(sweep_dir)!r} does not exist: pass outputs/<task>/multiruns/<time>"
+        )
+    run_dirs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    if not run_dirs:
+        raise GenlabError(
+            f"no runs in {str(sweep_dir)!r} (no */.hydra/overrides.yaml): pass the folder of a "
+            "`python train.py -m ...` sweep, e.g. outputs/vae_vs_gan/multiruns/<time>"
+        )
+    run_dirs.sort(key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+    runs = [read_run(run_dir) for run_dir in run_dirs]
+    label_configurations(runs)
+    return runs
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def label_configurations(runs: list[Run]) -> list[str]:
+    """Set each run's `configuration` to its overrides that vary across the sweep (seed, model and data
+    have their own columns); return the overrides that all runs share."""
+    values: dict[str, set[str]] = {}
+    for run in runs:
+        for override in run.overrides:
+            values.setdefault(override_key(override), set()).add(override)
+    counts = {key: sum(any(override_key(o) == key for o in run.overrides) for run in runs) for key in values}
+    varying = {key for key, seen in values.items() if len(seen) > 1 or counts[key] < len(runs)}
+    for run in runs:
+        kept = [o for o in run.overrides if override_key(o) in varying - {"seed", "model", "data"}]
+        run.configuration = " ".join(kept) or "-"
+    return sorted(next(iter(seen)) for key, seen in values.items() if key not in varying)

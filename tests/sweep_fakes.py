@@ -1,0 +1,79 @@
+"""Tiny fake sweep dirs in the layout `python train.py -m` writes, for the report and notebook tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import save_image
+
+TARGETS = {"vae": "genlab.models.VAE", "gan": "genlab.models.GAN"}
+CURVES = {"vae": ("train/loss",), "gan": ("train/d_loss", "train/g_loss")}
+
+
+def write_fake_run(
+    run_dir: Path,
+    model: str,
+    data: str,
+    seed: int,
+    metrics: dict[str, float] | None = None,
+    failure: str | None = None,
+    finished: bool = True,
+    extra: tuple[str, ...] = (),
+) -> None:
+    """One job folder: .hydra records, TensorBoard scalars, last.ckpt, metrics.json and a sample grid."""
+    hydra_dir = run_dir / ".hydra"
+    hydra_dir.mkdir(parents=True)
+    overrides = [f"model={model}", f"data={data}", f"seed={seed}", "trainer.max_epochs=1", *extra]
+    OmegaConf.save(OmegaConf.create(overrides), hydra_dir / "overrides.yaml")
+    OmegaConf.save({"seed": seed, "model": {"_target_": TARGETS[model]}}, hydra_dir / "config.yaml")
+    OmegaConf.save(
+        {"hydra": {"runtime": {"choices": {"model": model, "data": data}}}}, hydra_dir / "hydra.yaml"
+    )
+    writer = SummaryWriter(run_dir / "tensorboard")
+    for step in range(5):
+        for tag in CURVES[model]:
+            writer.add_scalar(tag, 10.0 / (step + 1) + seed, step)
+    writer.add_scalar("val/loss" if model == "vae" else "val/d_real", float(seed), 4)
+    writer.close()
+    if failure is not None:
+        (run_dir / "failed.json").write_text(json.dumps({"reason": failure, "error": "DivergedError"}))
+        return
+    if finished:
+        (run_dir / "checkpoints").mkdir()
+        (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    if metrics is not None:
+        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    channels = 1 if data == "mnist" else 3
+    (run_dir / "images" / "samples").mkdir(parents=True)
+    for epoch in range(2):
+        grid = torch.rand(4, channels, 8, 8, generator=torch.Generator().manual_seed(seed))
+        save_image(grid, run_dir / "images" / "samples" / f"epoch_{epoch:03d}.png", nrow=2)
+
+
+def write_fake_sweep(sweep_dir: Path) -> dict[str, dict[str, list[float]]]:
+    """VAE and GAN on MNIST, 2 seeds each plus a diverged GAN seed and a killed VAE seed; returns the fid
+    and precision values written per model."""
+    values: dict[str, dict[str, list[float]]] = {
+        "vae": {"fid": [], "precision": []},
+        "gan": {"fid": [], "precision": []},
+    }
+    job = 0
+    for model in ("vae", "gan"):
+        for seed in (1, 2):
+            metrics = {
+                "fid": 50.0 + 10 * seed + (30 if model == "vae" else 0),
+                "precision": 0.5 + 0.1 * seed,
+                "kid_mean": 0.01 * seed,
+                "settings": {"num_samples": 64, "feature_net": "fake"},
+            }
+            values[model]["fid"].append(metrics["fid"])
+            values[model]["precision"].append(metrics["precision"])
+            write_fake_run(sweep_dir / str(job), model, "mnist", seed, metrics)
+            job += 1
+    write_fake_run(sweep_dir / str(job), "gan", "mnist", 3, failure="train/d_loss = nan at step 3")
+    write_fake_run(sweep_dir / str(job + 1), "vae", "mnist", 3, finished=False)
+    return values

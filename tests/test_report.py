@@ -1,0 +1,90 @@
+"""The sweep report (`compare.py`) on a fake sweep dir: table, CSVs, figures, summary, failed runs."""
+
+import csv
+import runpy
+import statistics
+import sys
+
+import pytest
+from conftest import ROOT
+from sweep_fakes import write_fake_run, write_fake_sweep
+
+from genlab.errors import GenlabError
+from genlab.sweeps.report import write_report
+from genlab.sweeps.runs import read_sweep
+
+
+@pytest.fixture
+def fake_sweep(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    return sweep_dir, write_fake_sweep(sweep_dir)
+
+
+def test_runs_are_read_with_their_status(fake_sweep):
+    sweep_dir, _ = fake_sweep
+    runs = read_sweep(sweep_dir)
+    assert [run.path.name for run in runs] == ["0", "1", "2", "3", "4", "5"]
+    assert [run.ok for run in runs] == [True, True, True, True, False, False]
+    assert "nan" in runs[4].failure and "last.ckpt" in runs[5].failure
+    assert runs[0].metrics["settings.num_samples"] == 64  # nested metrics are flattened
+    assert runs[0].images["samples"].name == "epoch_001.png"  # the final grid
+    assert [step for step, _ in runs[2].scalars["train/g_loss"]] == [0, 1, 2, 3, 4]
+
+
+def test_report_table_csv_and_figures(fake_sweep):
+    sweep_dir, values = fake_sweep
+    report = write_report(sweep_dir).read_text()
+
+    with (sweep_dir / "report.csv").open() as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"VAE", "GAN"}  # one configuration per model: seeds pooled
+    for model, row in rows.items():
+        fids = values[model.lower()]["fid"]
+        assert float(row["fid_mean"]) == pytest.approx(statistics.fmean(fids))
+        assert float(row["fid_std"]) == pytest.approx(statistics.stdev(fids))
+        assert (row["runs"], row["failed"]) == ("3", "1")
+    assert "nan" in rows["GAN"]["failures"]
+    with (sweep_dir / "runs.csv").open() as handle:
+        statuses = [row["status"] for row in csv.DictReader(handle)]
+    assert statuses == ["ok"] * 4 + ["failed"] * 2
+
+    table = [line for line in report.splitlines() if line.startswith("| mnist")]
+    assert len(table) == 2 and all("2/3 (**1 failed**)" in line for line in table)
+    vae_fid, gan_fid = (statistics.fmean(values[m]["fid"]) for m in ("vae", "gan"))
+    fid_winner = "VAE" if vae_fid < gan_fid else "GAN"
+    assert f"**{fid_winner}** wins on fid" in report
+    assert "wins on precision" in report and "## Failed runs" in report
+    for name in ("curves_mnist_vae.png", "curves_mnist_gan.png", "samples_mnist.png"):
+        assert (sweep_dir / "figures" / name).stat().st_size > 0
+        assert f"figures/{name}" in report
+
+
+def test_report_without_metrics_or_images(tmp_path):
+    """Before evaluate.py and the picture callbacks: losses are tabled, the summary says why no more."""
+    for job, model in enumerate(("vae", "gan")):
+        write_fake_run(tmp_path / str(job), model, "mnist", 1)
+        for picture in (tmp_path / str(job) / "images" / "samples").glob("*.png"):
+            picture.unlink()
+    report = write_report(tmp_path).read_text()
+    assert "No metric that both models share" in report
+    assert "train/d_loss" in report and "val/loss" in report
+    assert not (tmp_path / "figures" / "samples_mnist.png").exists()
+
+
+def run_compare(*args: str, monkeypatch) -> None:
+    monkeypatch.setattr(sys, "argv", ["compare.py", *args])
+    runpy.run_path(str(ROOT / "compare.py"), run_name="__main__")
+
+
+def test_compare_cli(fake_sweep, tmp_path, monkeypatch, capsys):
+    sweep_dir, _ = fake_sweep
+    run_compare(str(sweep_dir), monkeypatch=monkeypatch)
+    assert "report.md" in capsys.readouterr().out
+    assert (sweep_dir / "report.md").is_file() and (sweep_dir / "report.csv").is_file()
+    with pytest.raises(SystemExit, match="error: sweep dir .* does not exist"):
+        run_compare(str(tmp_path / "nope"), monkeypatch=monkeypatch)
+
+
+def test_empty_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(GenlabError, match="no runs in"):
+        read_sweep(tmp_path)

@@ -1,0 +1,78 @@
+"""Sweep presets and launcher configs compose, and expand to the expected jobs."""
+
+import pytest
+from conftest import CONF_DIR
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from genlab.sweeps.grid import sweep_jobs
+
+
+def compose_train(*overrides):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", return_hydra_config=True, overrides=list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("preset", "narrow", "widen", "counts"),
+    [
+        ("vae_vs_gan", ["data=mnist"], ["seed=1,2,3,4,5"], (12, 6, 20)),
+        ("study_a", ["experiment=study_a_mnist_gan"], ["seed=1,2,3"], (4, 1, 12)),
+        ("study_b_lr", ["model.lr_g=0.0002"], ["seed=1,2"], (5, 1, 10)),
+    ],
+)
+def test_preset_expands_to_the_grid(preset, narrow, widen, counts):
+    """The preset's grid as is, narrowed and widened by command-line overrides."""
+    cfg = compose_train(f"sweep={preset}")
+    assert cfg.hydra.launcher._target_.endswith("JoblibLauncher")
+    assert "pin_gpu" in cfg.hydra.callbacks
+    jobs = sweep_jobs(cfg)
+    assert (len(jobs), len(sweep_jobs(cfg, narrow)), len(sweep_jobs(cfg, widen))) == counts
+    assert len({tuple(job) for job in jobs}) == len(jobs)
+
+
+@pytest.mark.parametrize("preset", ["vae_vs_gan", "study_a"])
+def test_every_job_composes(preset):
+    for job in sweep_jobs(compose_train(f"sweep={preset}"), ["seed=1"]):
+        cfg = compose_train(f"sweep={preset}", *job)
+        choices = cfg.hydra.runtime.choices
+        assert choices.nets == f"{choices.model}_{choices.data}"  # each model gets its nets for its data
+        assert cfg.model._target_.rsplit(".", 1)[-1] == choices.model.upper()
+
+
+def test_study_presets_pick_the_study_settings():
+    cfg = compose_train("sweep=study_b_lr", "model.lr_g=0.0005")
+    assert cfg.model._target_ == "genlab.models.GAN" and cfg.model.noise == "uniform"
+    assert cfg.model.lr_d == 0.0005  # G and D share the swept rate
+    jobs = sweep_jobs(compose_train("sweep=study_a"), [])
+    assert {job[0] for job in jobs} == {
+        f"experiment=study_a_{data}_{model}" for data in ("mnist", "imagenette") for model in ("vae", "gan")
+    }
+
+
+def test_local_launcher_runs_one_job_per_gpu(monkeypatch):
+    cfg = compose_train("sweep=vae_vs_gan")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert cfg.hydra.launcher.n_jobs == 2  # the CPU setting
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    assert cfg.hydra.launcher.n_jobs == 3
+
+
+def test_slurm_launcher_composes():
+    cfg = compose_train(
+        "sweep=vae_vs_gan",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.gpus_per_node=4",
+    )
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=False)
+    assert launcher["_target_"].endswith("SlurmLauncher")
+    assert launcher["partition"] == "gpu" and launcher["timeout_min"] > 0
+    assert cfg.hydra.launcher.tasks_per_node == 4  # one task per GPU for DDP
+
+
+def test_ddp_trainer_composes():
+    cfg = compose_train("trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2")
+    assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 4 and cfg.trainer.num_nodes == 2
