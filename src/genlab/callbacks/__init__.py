@@ -1,0 +1,1 @@
+"""Callbacks that show what a model learned: samples, interpolations, reconstructions, metrics."""
