@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.checkpoints import load_model, read_checkpoint
-from genlab.errors import DataError, GenlabError, require
+from genlab.errors import ConfigError, DataError, GenlabError, require
 from genlab.metrics import classifier, distribution, likelihood
 from genlab.metrics.cache import cache_dir
 from genlab.metrics.inception import (
@@ -44,15 +45,19 @@ def data_config(
     cfg: DictConfig, ckpt_path: Path, image_shape: tuple[int, ...], pixel_range
 ) -> dict[str, Any]:
     """The data the model is compared with: its run's `data` config (config.yaml beside the checkpoint), else
-    inferred from its image shape (1x28x28 -> MNIST, 3xSxS -> Imagenette at S px); non-null `data.*` win."""
+    inferred from its image shape (1x28x28 -> MNIST, 3xSxS -> Imagenette at S px); non-null `data.*` win,
+    and a `data._target_` of another data module starts from that module's defaults."""
+    overrides = {key: value for key, value in OmegaConf.to_container(cfg.data).items() if value is not None}
     saved = run_dir(ckpt_path) / "config.yaml"
-    if saved.is_file() and "data" in (run_cfg := OmegaConf.load(saved)):
+    if "_target_" in overrides:
+        data = {}
+    elif saved.is_file() and "data" in (run_cfg := OmegaConf.load(saved)):
         data = OmegaConf.to_container(run_cfg.data, resolve=False)
     elif tuple(image_shape) == (1, 28, 28):
         data = {"_target_": DATA_TARGETS["mnist"]}
     else:
         data = {"_target_": DATA_TARGETS["imagenette"], "image_size": int(image_shape[-1])}
-    data.update({key: value for key, value in OmegaConf.to_container(cfg.data).items() if value is not None})
+    data.update(overrides)
     data.setdefault("data_dir", cfg.paths.data_dir)
     data["pixel_range"] = list(pixel_range)
     data["download"] = False
@@ -102,7 +107,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     record = read_checkpoint(ckpt_path)["genlab"]
     model = load_model(ckpt_path)
     data_cfg = data_config(cfg, ckpt_path, model.image_shape, model.pixel_range)
-    datamodule = instantiate(data_cfg)
+    try:
+        datamodule = instantiate(data_cfg)
+    except InstantiationException as error:
+        raise ConfigError(
+            f"data={data_cfg} cannot be built ({error.__cause__ or error}): fix the data.* keys"
+        ) from error
     if tuple(datamodule.image_shape) != tuple(model.image_shape):
         raise DataError(
             f"data {data_cfg['_target_'].rsplit('.', 1)[-1]} gives images {list(datamodule.image_shape)}, "
