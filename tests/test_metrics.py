@@ -170,7 +170,7 @@ def test_classifier_trains_on_fake_digits_and_is_cached(tmp_path, monkeypatch):
         "batch_size": 32,
     }
     net, record = classifier.load_or_train(datamodule, tmp_path, recipe)
-    assert (tmp_path / "mnist_classifier_v1_seed0.json").is_file()
+    assert (tmp_path / f"mnist_classifier_v{recipe['version']}_seed0.json").is_file()
     assert record["train_images"] == 250 and record["test_images"] == 100
     assert record["test_accuracy"] > 0.9
     monkeypatch.setattr(classifier, "train_classifier", lambda *args, **kwargs: pytest.fail("retrained"))
