@@ -164,8 +164,8 @@ def test_classifier_trains_on_fake_digits_and_is_cached(tmp_path, monkeypatch):
     datamodule = MNISTDataModule(str(write_bar_digits(tmp_path / "data")), val_size=50)
     recipe = {
         **classifier.RECIPE,
-        "epochs": 4,
-        "lr": 1e-2,
+        "epochs": 6,
+        "lr": 2e-2,
         "net": {**classifier.RECIPE["net"], "channels": [4, 8, 8]},
         "batch_size": 32,
     }
