@@ -142,15 +142,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if dataset_name(datamodule) == "mnist" and cfg.classifier:
         net, info = classifier.load_or_train(datamodule, cache)
         histogram, entropy = classifier.class_histogram(classifier.predict(net, samples))
-        real_histogram, real_entropy = classifier.class_histogram(
-            classifier.predict(
-                net,
-                datamodule.split_images(split)[
-                    subset_indices(len(datamodule.split_images(split)), n_reference, cfg.reference.seed)
-                ],
-            )
-        )
+        reference_images = datamodule.split_images(split)
+        reference_images = reference_images[
+            subset_indices(len(reference_images), n_reference, cfg.reference.seed)
+        ]
+        real_histogram, real_entropy = classifier.class_histogram(classifier.predict(net, reference_images))
         metrics.update(class_histogram=histogram, class_entropy=entropy)
+        # the floor's classes: those of the real reference images themselves
         metrics["real_floor"].update(class_histogram=real_histogram, class_entropy=real_entropy)
         metrics["classifier_test_accuracy"] = info["test_accuracy"]
     if record["model"] == "VAE":
