@@ -127,6 +127,8 @@ def test_a_non_genlab_checkpoint_is_a_clear_error(eval_cfg, tmp_path, capsys):
         run(eval_cfg(f"ckpt_path={tmp_path / 'missing.ckpt'}"))
     assert exit_info.value.code == 1
     assert "error: ckpt_path=" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="ckpt_path is missing"):
+        evaluate(eval_cfg())
 
 
 def test_bad_sizes_and_mismatched_data_are_clear_errors(make_cfg, eval_cfg, imagenette_dir):

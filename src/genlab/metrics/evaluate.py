@@ -18,7 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.checkpoints import load_model, read_checkpoint
-from genlab.errors import ConfigError, DataError, GenlabError, require
+from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError, require
 from genlab.metrics import classifier, distribution, likelihood
 from genlab.metrics.cache import cache_dir
 from genlab.metrics.inception import (
@@ -103,6 +103,8 @@ def compare(real: torch.Tensor, fake: torch.Tensor, cfg: DictConfig) -> dict[str
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Measure one checkpoint; returns what metrics.json holds."""
     started = time.time()
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise CheckpointError("ckpt_path is missing: add ckpt_path=<run dir>/checkpoints/last.ckpt")
     ckpt_path = Path(cfg.ckpt_path).expanduser().resolve()
     record = read_checkpoint(ckpt_path)["genlab"]
     model = load_model(ckpt_path)
