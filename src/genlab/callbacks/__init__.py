@@ -1,4 +1,4 @@
-"""Callbacks that show what a model learned: samples, interpolations, reconstructions, loss curves."""
+"""Callbacks that show what a model learned: samples, interpolations, reconstructions, curves, metrics."""
 
 from genlab.callbacks.interpolation import Interpolation
 from genlab.callbacks.loss_curves import LossCurves

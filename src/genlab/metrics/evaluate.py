@@ -1,0 +1,232 @@
+"""`python evaluate.py ckpt_path=...`: sample a trained genlab model and measure it against real images.
+
+Writes metrics.json (every number and the protocol) beside the checkpoint's run folder and prints a table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from genlab.checkpoints import load_model, read_checkpoint
+from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError, require
+from genlab.metrics import classifier, distribution, likelihood
+from genlab.metrics.cache import cache_dir
+from genlab.metrics.inception import (
+    FEATURE_NET,
+    INPUT_SIZE,
+    PREPROCESSING,
+    extract_features,
+    shared_inception,
+    to_uint8,
+)
+from genlab.metrics.reference import dataset_name, reference_features, subset_indices
+
+log = logging.getLogger(__name__)
+
+DATA_TARGETS = {"mnist": "genlab.data.MNISTDataModule", "imagenette": "genlab.data.ImagenetteDataModule"}
+
+
+def run_dir(ckpt_path: Path) -> Path:
+    """<run>/checkpoints/last.ckpt -> <run>; a checkpoint elsewhere -> its folder."""
+    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
+
+
+def data_config(
+    cfg: DictConfig, ckpt_path: Path, image_shape: tuple[int, ...], pixel_range
+) -> dict[str, Any]:
+    """The data the model is compared with: its run's `data` config (config.yaml beside the checkpoint), else
+    inferred from its image shape (1x28x28 -> MNIST, 3xSxS -> Imagenette at S px); non-null `data.*` win,
+    and a `data._target_` of another data module starts from that module's defaults."""
+    overrides = {key: value for key, value in OmegaConf.to_container(cfg.data).items() if value is not None}
+    saved = run_dir(ckpt_path) / "config.yaml"
+    if "_target_" in overrides:
+        data = {}
+    elif saved.is_file() and "data" in (run_cfg := OmegaConf.load(saved)):
+        data = OmegaConf.to_container(run_cfg.data, resolve=False)
+    elif tuple(image_shape) == (1, 28, 28):
+        data = {"_target_": DATA_TARGETS["mnist"]}
+    else:
+        data = {"_target_": DATA_TARGETS["imagenette"], "image_size": int(image_shape[-1])}
+    data.update(overrides)
+    data.setdefault("data_dir", cfg.paths.data_dir)
+    data["pixel_range"] = list(pixel_range)
+    data["download"] = False
+    return data
+
+
+def generate_uint8(model, n: int, seed: int, batch_size: int) -> torch.Tensor:
+    """`n` samples from the model as uint8 images (the same quantisation as real images), seeded."""
+    from tqdm.auto import tqdm
+
+    generator = torch.Generator().manual_seed(seed)
+    batches = [min(batch_size, n - start) for start in range(0, n, batch_size)]
+    images = [
+        to_uint8(model.to_unit(model.sample(size, generator))) for size in tqdm(batches, desc="sampling")
+    ]
+    return torch.cat(images)
+
+
+def check_request(cfg: DictConfig, n_reference: int) -> None:
+    """Reject impossible sizes before minutes of feature extraction."""
+    require(cfg.n_samples >= 2, "n_samples", cfg.n_samples, "must be at least 2 (FID needs a covariance)")
+    require(cfg.nearest_k >= 1, "nearest_k", cfg.nearest_k, "must be a positive integer (5 is standard)")
+    distribution.check_kid_subset_size(cfg.kid.subset_size, n_reference, cfg.n_samples, key="kid.subset_size")
+    require(
+        cfg.nearest_k < min(cfg.n_samples, n_reference),
+        "nearest_k",
+        cfg.nearest_k,
+        f"must be smaller than n_samples={cfg.n_samples} and the reference size {n_reference}",
+    )
+
+
+def compare(real: torch.Tensor, fake: torch.Tensor, cfg: DictConfig) -> dict[str, float]:
+    """FID, KID (mean, std), precision, recall, density, coverage of `fake` against `real` features."""
+    kid_mean, kid_std = distribution.kid(real, fake, cfg.kid.subsets, cfg.kid.subset_size, seed=cfg.seed)
+    return {
+        "fid": distribution.fid(real, fake),
+        "kid_mean": kid_mean,
+        "kid_std": kid_std,
+        **distribution.precision_recall(real, fake, cfg.nearest_k),
+    }
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Measure one checkpoint; returns what metrics.json holds."""
+    started = time.time()
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise CheckpointError("ckpt_path is missing: add ckpt_path=<run dir>/checkpoints/last.ckpt")
+    ckpt_path = Path(cfg.ckpt_path).expanduser().resolve()
+    record = read_checkpoint(ckpt_path)["genlab"]
+    model = load_model(ckpt_path)
+    data_cfg = data_config(cfg, ckpt_path, model.image_shape, model.pixel_range)
+    try:
+        datamodule = instantiate(data_cfg)
+    except InstantiationException as error:
+        raise ConfigError(
+            f"data={data_cfg} cannot be built ({error.__cause__ or error}): fix the data.* keys"
+        ) from error
+    if tuple(datamodule.image_shape) != tuple(model.image_shape):
+        raise DataError(
+            f"data {data_cfg['_target_'].rsplit('.', 1)[-1]} gives images {list(datamodule.image_shape)}, "
+            f"but ckpt_path={str(ckpt_path)!r} holds a model of {list(model.image_shape)}: evaluate it on "
+            "the data it was trained on (e.g. data.image_size=<its size> for Imagenette)"
+        )
+    datamodule.check_available()
+    split = cfg.reference.split
+    require(split in ("train", "val", "test"), "reference.split", split, "choose train, val or test")
+    n_reference = min(cfg.reference.n_images or cfg.n_samples, len(datamodule.split_images(split)))
+    check_request(cfg, n_reference)
+
+    extractor = shared_inception()
+    cache = cache_dir(datamodule.data_dir, cfg.cache_dir)
+    real, reference = reference_features(
+        datamodule, split, n_reference, extractor, cache, cfg.reference.seed, cfg.batch_size
+    )
+    floor_split = "train" if split != "train" else "val"
+    floor_real, _ = reference_features(
+        datamodule, floor_split, n_reference, extractor, cache, cfg.reference.seed + 1, cfg.batch_size
+    )
+    samples = generate_uint8(model, cfg.n_samples, cfg.seed, cfg.batch_size)
+    fake = extract_features(samples, extractor, cfg.batch_size, progress="generated features")
+
+    metrics: dict[str, Any] = compare(real, fake, cfg)
+    metrics["real_floor"] = compare(real, floor_real, cfg)
+    if dataset_name(datamodule) == "mnist" and cfg.classifier:
+        net, info = classifier.load_or_train(datamodule, cache)
+        histogram, entropy = classifier.class_histogram(classifier.predict(net, samples))
+        reference_images = datamodule.split_images(split)
+        reference_images = reference_images[
+            subset_indices(len(reference_images), n_reference, cfg.reference.seed)
+        ]
+        real_histogram, real_entropy = classifier.class_histogram(classifier.predict(net, reference_images))
+        metrics.update(class_histogram=histogram, class_entropy=entropy)
+        # the floor's classes: those of the real reference images themselves
+        metrics["real_floor"].update(class_histogram=real_histogram, class_entropy=real_entropy)
+        metrics["classifier_test_accuracy"] = info["test_accuracy"]
+    if record["model"] == "VAE":
+        test = datamodule.split_images("test")
+        test = test[subset_indices(len(test), cfg.vae.n_test_images, cfg.seed)]
+        test_images = datamodule.to_model_range(test)
+        metrics.update(
+            likelihood.vae_scores(
+                model, test_images, test_images[: cfg.vae.iwae_n_images], cfg.vae.iwae_k, seed=cfg.seed
+            )
+        )
+    result = {
+        "metrics": metrics,
+        "protocol": {
+            "ckpt_path": str(ckpt_path),
+            "model": record["model"],
+            "image_shape": list(model.image_shape),
+            "dataset": dataset_name(datamodule),
+            "data_dir": str(datamodule.data_dir),
+            "n_samples": cfg.n_samples,
+            "seed": cfg.seed,
+            "reference": {key: value for key, value in reference.items() if key != "feature_net_sha256"},
+            "real_floor": f"{n_reference} {floor_split} images vs the same reference",
+            "feature_net": FEATURE_NET,
+            "feature_net_sha256": extractor.sha256,
+            "resize": f"bilinear to {INPUT_SIZE}x{INPUT_SIZE}",
+            "preprocessing": PREPROCESSING,
+            "kid": {"subsets": cfg.kid.subsets, "subset_size": cfg.kid.subset_size, "seed": cfg.seed},
+            "nearest_k": cfg.nearest_k,
+            **(
+                {
+                    "likelihood": likelihood.LIKELIHOODS[model.hparams.recon_loss],
+                    "iwae_k": cfg.vae.iwae_k,
+                    "iwae_n_images": min(cfg.vae.iwae_n_images, len(test)),
+                    "test_images": len(test),
+                }
+                if record["model"] == "VAE"
+                else {}
+            ),
+            "seconds": round(time.time() - started, 1),
+        },
+    }
+    out = Path(cfg.out).expanduser() if cfg.out else run_dir(ckpt_path) / "metrics.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    print(f"wrote {out}")
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    """The numbers as a plain-text table: model against the real-vs-real floor."""
+    metrics, floor = result["metrics"], result["metrics"]["real_floor"]
+    protocol = result["protocol"]
+    lines = [
+        f"{protocol['model']} on {protocol['dataset']}: {protocol['n_samples']} samples vs "
+        f"{protocol['reference']['n_images']} {protocol['reference']['split']} images "
+        f"({protocol['seconds']} s)",
+        f"{'metric':<24}{'model':>12}{'real floor':>12}",
+    ]
+    for name, value in metrics.items():
+        if isinstance(value, float):
+            other = floor.get(name)
+            lines.append(
+                f"{name:<24}{value:>12.4f}" + (f"{other:>12.4f}" if isinstance(other, float) else "")
+            )
+    if "class_histogram" in metrics:
+        lines.append("class_histogram         " + " ".join(f"{v:.3f}" for v in metrics["class_histogram"]))
+    return "\n".join(lines)
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    """`evaluate` for the command line: a genlab error prints `error: ...` and exits 1."""
+    try:
+        return evaluate(cfg)
+    except GenlabError as error:
+        log.error("%s", error)
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,146 @@
+"""evaluate.py end to end on tiny fake-data checkpoints, and its errors for bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from genlab.errors import CheckpointError, ConfigError, DataError
+from genlab.metrics.evaluate import evaluate, run
+from genlab.train import train
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+TINY_TRAINING = (
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=2",
+    "+trainer.limit_val_batches=1",
+    "logger=none",
+)
+# Six samples against six real images, KID on subsets of three: seconds of Inception on a CPU.
+SMALL = (
+    "n_samples=6",
+    "reference.n_images=6",
+    "kid.subsets=5",
+    "kid.subset_size=3",
+    "nearest_k=2",
+    "batch_size=6",
+    "vae.iwae_k=4",
+    "vae.iwae_n_images=4",
+    "vae.n_test_images=20",
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run faster on one thread than on two contended ones (the test machine has 2 cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def eval_cfg(tmp_path):
+    """Compose conf/eval.yaml with `overrides`, caches in tmp_path."""
+
+    def make(*overrides: str) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(
+                config_name="eval",
+                return_hydra_config=True,
+                overrides=[f"cache_dir={tmp_path / 'cache'}", *overrides],
+            )
+        with open_dict(cfg):
+            cfg.paths.root_dir = str(tmp_path)
+            cfg.paths.output_dir = str(tmp_path / "eval")
+            cfg.hydra.runtime.output_dir = str(tmp_path / "eval")
+        HydraConfig().set_config(cfg)
+        return cfg
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+def trained_checkpoint(make_cfg, *overrides: str, run: str = "run") -> Path:
+    """Train a tiny run on the fake data into tmp_path/<run> and return its last.ckpt."""
+    cfg = make_cfg(*TINY_TRAINING, *overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(Path(cfg.paths.output_dir).with_name(run))
+    train(cfg)
+    return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+
+
+def test_evaluate_a_vae_then_a_gan_end_to_end(make_cfg, eval_cfg, capsys):
+    vae_ckpt = trained_checkpoint(make_cfg)
+    result = evaluate(eval_cfg(f"ckpt_path={vae_ckpt}", *SMALL))
+    written = json.loads((vae_ckpt.parents[1] / "metrics.json").read_text())
+    assert written == json.loads(json.dumps(result))
+    metrics, protocol = written["metrics"], written["protocol"]
+    for name in (
+        "fid",
+        "kid_mean",
+        "kid_std",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "class_entropy",
+        "test_recon",
+        "test_elbo",
+        "iwae",
+        "iwae_images_elbo",
+        "classifier_test_accuracy",
+    ):
+        assert isinstance(metrics[name], float), name
+    assert len(metrics["class_histogram"]) == 10 and sum(metrics["class_histogram"]) == pytest.approx(1.0)
+    assert metrics["fid"] > 0 and metrics["iwae"] >= metrics["iwae_images_elbo"] - 1.0
+    assert set(metrics["real_floor"]) >= {"fid", "kid_mean", "precision", "coverage", "class_histogram"}
+    assert protocol["n_samples"] == 6 and protocol["reference"]["split"] == "test"
+    assert protocol["reference"]["n_images"] == 6 and protocol["dataset"] == "mnist"
+    assert protocol["feature_net_sha256"].startswith("7ff4a85c") and "299" in protocol["resize"]
+    assert "variance 1/2" in protocol["likelihood"]
+    assert "fid" in capsys.readouterr().out
+
+    gan_ckpt = trained_checkpoint(make_cfg, "model=gan", run="gan_run")
+    out = gan_ckpt.parent / "gan_metrics.json"
+    gan = evaluate(eval_cfg(f"ckpt_path={gan_ckpt}", f"out={out}", "classifier=false", *SMALL))
+    assert json.loads(out.read_text())["protocol"]["model"] == "GAN"
+    assert "iwae" not in gan["metrics"] and "class_histogram" not in gan["metrics"]
+    # The real-vs-real floor used the cached reference features: the same numbers for both models.
+    assert gan["metrics"]["real_floor"]["fid"] == pytest.approx(metrics["real_floor"]["fid"])
+
+
+def test_a_non_genlab_checkpoint_is_a_clear_error(eval_cfg, tmp_path, capsys):
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {"weight": torch.zeros(2)}}, foreign)
+    with pytest.raises(CheckpointError, match="not a genlab VAE or GAN checkpoint"):
+        evaluate(eval_cfg(f"ckpt_path={foreign}"))
+    with pytest.raises(SystemExit) as exit_info:
+        run(eval_cfg(f"ckpt_path={tmp_path / 'missing.ckpt'}"))
+    assert exit_info.value.code == 1
+    assert "error: ckpt_path=" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="ckpt_path is missing"):
+        evaluate(eval_cfg())
+
+
+def test_bad_sizes_and_mismatched_data_are_clear_errors(make_cfg, eval_cfg, imagenette_dir):
+    ckpt = trained_checkpoint(make_cfg)
+    with pytest.raises(ConfigError, match="kid.subset_size=1000 is invalid.*8 generated.*raise n_samples"):
+        evaluate(eval_cfg(f"ckpt_path={ckpt}", "n_samples=8"))
+    with pytest.raises(DataError, match=r"gives images \[3, 64, 64\].*\[1, 28, 28\]"):
+        evaluate(
+            eval_cfg(
+                f"ckpt_path={ckpt}",
+                "+data._target_=genlab.data.ImagenetteDataModule",
+                f"data.data_dir={imagenette_dir}",
+                "data.image_size=64",
+            )
+        )
