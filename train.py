@@ -1,9 +1,11 @@
 """Train one genlab run (`python train.py model=gan data=mnist`) or a sweep (`python train.py -m ...`)."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from genlab.train import run
+from genlab.train import multirun_as_override, run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -12,4 +14,5 @@ def main(cfg: DictConfig) -> dict[str, float]:
 
 
 if __name__ == "__main__":
+    sys.argv = multirun_as_override(sys.argv)
     main()

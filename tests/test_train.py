@@ -13,7 +13,7 @@ from hydra.errors import ConfigCompositionException
 from genlab.checkpoints import load_model
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models import VAE
-from genlab.train import train
+from genlab.train import multirun_as_override, train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -128,3 +128,30 @@ def test_train_py_missing_data_exits_with_the_message(tmp_path):
     assert result.returncode == 1
     assert "error: Imagenette (160px) not found: expected /nonexistent/imagenette2-160/train" in result.stderr
     assert "data.download=true" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_multirun_with_cfg_becomes_a_mode_override():
+    argv = ["train.py", "-m", "hydra/launcher=slurm", "--cfg", "hydra"]
+    assert multirun_as_override(argv) == [
+        "train.py",
+        "hydra.mode=MULTIRUN",
+        "hydra/launcher=slurm",
+        "--cfg",
+        "hydra",
+    ]
+    assert multirun_as_override(["train.py", "-m", "seed=1,2"]) == ["train.py", "-m", "seed=1,2"]
+
+
+def test_train_py_shows_the_slurm_settings_of_a_sweep(tmp_path):
+    result = run_cli(
+        "-m",
+        "hydra/launcher=slurm",
+        "sweep=vae_vs_gan",
+        "hydra.launcher.partition=gpu",
+        "--cfg",
+        "hydra",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in result.stdout
+    assert "partition: gpu" in result.stdout and "mode: MULTIRUN" in result.stdout
