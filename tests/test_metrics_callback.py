@@ -5,30 +5,25 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from genlab.callbacks.metrics import FIDCallback
 from genlab.errors import ConfigError
 from genlab.train import train
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_fid_callback_logs_val_fid_and_kid(make_cfg):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: one thread beats two contended ones
-    try:
-        cfg = make_cfg(
-            "+callbacks@callbacks.fid=fid",
-            "callbacks.fid.every_n_epochs=1",
-            "callbacks.fid.n_samples=4",
-            "callbacks.fid.kid_subset_size=2",
-            "trainer.max_epochs=1",
-            "+trainer.limit_train_batches=2",
-            "+trainer.limit_val_batches=1",
-            "logger=csv",
-        )
-        metrics = train(cfg)
-    finally:
-        torch.set_num_threads(threads)
+    cfg = make_cfg(
+        "+callbacks@callbacks.fid=fid",
+        "callbacks.fid.every_n_epochs=1",
+        "callbacks.fid.n_samples=4",
+        "callbacks.fid.kid_subset_size=2",
+        "trainer.max_epochs=1",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=1",
+        "logger=csv",
+    )
+    metrics = train(cfg)
     assert cfg.callbacks.fid._target_ == "genlab.callbacks.metrics.FIDCallback"
     assert math.isfinite(metrics["val/fid"]) and metrics["val/fid"] > 0
     assert math.isfinite(metrics["val/kid"])
