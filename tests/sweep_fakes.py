@@ -46,7 +46,9 @@ def write_fake_run(
         (run_dir / "checkpoints").mkdir()
         (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
     if metrics is not None:
-        (run_dir / "metrics.json").write_text(json.dumps(metrics))
+        # evaluate.py's layout: numbers under "metrics" (with the real floor), settings under "protocol"
+        record = {"metrics": {**metrics, "real_floor": {"fid": 1.0}}, "protocol": {"n_samples": 10}}
+        (run_dir / "metrics.json").write_text(json.dumps(record))
     channels = 1 if data == "mnist" else 3
     (run_dir / "images" / "samples").mkdir(parents=True)
     for epoch in range(2):

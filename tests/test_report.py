@@ -53,7 +53,7 @@ def test_report_table_csv_and_figures(fake_sweep):
     vae_fid, gan_fid = (statistics.fmean(values[m]["fid"]) for m in ("vae", "gan"))
     fid_winner = "VAE" if vae_fid < gan_fid else "GAN"
     assert f"**{fid_winner}** wins on fid" in report
-    assert "wins on precision" in report and "## Failed runs" in report
+    assert "VAE and GAN tie on precision" in report and "## Failed runs" in report  # equal means
     for name in ("curves_mnist_vae.png", "curves_mnist_gan.png", "samples_mnist.png"):
         assert (sweep_dir / "figures" / name).stat().st_size > 0
         assert f"figures/{name}" in report
@@ -88,3 +88,11 @@ def test_compare_cli(fake_sweep, tmp_path, monkeypatch, capsys):
 def test_empty_dir_is_a_clear_error(tmp_path):
     with pytest.raises(GenlabError, match="no runs in"):
         read_sweep(tmp_path)
+
+
+def test_equal_values_are_a_tie_not_a_win(tmp_path):
+    write_fake_run(tmp_path / "s" / "0", "vae", "mnist", 1, metrics={"fid": 80.0, "precision": 0.0})
+    write_fake_run(tmp_path / "s" / "1", "gan", "mnist", 1, metrics={"fid": 60.0, "precision": 0.0})
+    report = write_report(tmp_path / "s").read_text()
+    assert "**GAN** wins on fid (60 vs VAE 80)" in report
+    assert "VAE and GAN tie on precision (0)" in report and "wins on precision" not in report

@@ -231,6 +231,8 @@ def write_report(sweep_dir: str | Path) -> Path:
     verdicts = winners(rows)
     lines += [
         f"- {data}: **{winner}** wins on {metric} ({best:.4g} vs {loser} {other:.4g})"
+        if best != other
+        else f"- {data}: VAE and GAN tie on {metric} ({best:.4g})"
         for data, metric, winner, best, loser, other in verdicts
     ] or [
         "- No metric that both models share (run `python evaluate.py ckpt_path=...` on each run for FID, "

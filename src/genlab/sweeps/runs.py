@@ -68,7 +68,8 @@ def read_csv_log(path: Path) -> dict[str, list[tuple[int, float]]]:
 
 
 def read_metrics(run_dir: Path) -> dict[str, float]:
-    """Numeric entries of the newest metrics.json under the run dir (evaluate.py's output), flattened."""
+    """Numeric entries of the newest metrics.json under the run dir (evaluate.py's output), flattened:
+    its `metrics` (the real floor as `real_floor.<name>`); the `protocol` settings are not results."""
     found = sorted(run_dir.rglob("metrics.json"), key=lambda p: p.stat().st_mtime)
     if not found:
         return {}
@@ -86,6 +87,8 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
             return {prefix.rstrip("."): float(value)}
         return {}
 
+    if isinstance(raw, dict) and isinstance(raw.get("metrics"), dict):
+        raw = raw["metrics"]
     return flatten(raw)
 
 
