@@ -1,20 +1,17 @@
-"""Write the VAE-vs-GAN report of a sweep: `python compare.py outputs/vae_vs_gan/multiruns/<time>`."""
+"""Write the comparison report of a sweep: `python compare.py outputs/vae_vs_gan/multiruns/<time>`."""
 
 import argparse
-import sys
 
-from genlab.errors import GenlabError
-from genlab.sweeps.report import write_report
+from genlab.errors import exits_on_error
+from genlab.report.report import write_report
 
 
+@exits_on_error
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("sweep_dir", help="the folder of a `python train.py -m ...` sweep")
     args = parser.parse_args()
-    try:
-        path = write_report(args.sweep_dir)
-    except GenlabError as error:
-        sys.exit(f"error: {error}")
+    path = write_report(args.sweep_dir)
     print(
         f"wrote {path}, {path.with_suffix('.csv')}, {path.parent / 'runs.csv'} and {path.parent / 'figures'}/"
     )

@@ -3,7 +3,7 @@
 import hydra
 from omegaconf import DictConfig
 
-from genlab.metrics.evaluate import run
+from genlab.evaluate import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -5,14 +5,16 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from genlab.resolvers import register_resolvers
 from genlab.train import multirun_as_override, run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> dict[str, float]:
+def main(cfg: DictConfig) -> dict[str, float] | float:
     return run(cfg)
 
 
 if __name__ == "__main__":
+    register_resolvers()
     sys.argv = multirun_as_override(sys.argv)
     main()

@@ -1,55 +1,22 @@
-"""Shared fixtures: tiny fake datasets in the real on-disk formats, and configs composed with Hydra."""
+"""Shared fixtures: tiny fake datasets and configs composed with Hydra (helpers.py has the functions)."""
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from helpers import CONF_DIR, ROOT, data_overrides, write_fake_imagenette, write_fake_mnist
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
-from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
-WNIDS = ["n01440764", "n02102040", "n02979186"]
+from genlab.resolvers import register_resolvers
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write `array` (uint8) as an IDX file, the format of MNIST's *-ubyte files."""
-    magic = 0x0800 | array.ndim
-    path.write_bytes(
-        struct.pack(">I" + "I" * array.ndim, magic, *array.shape) + array.astype(np.uint8).tobytes()
-    )
-
-
-def write_fake_mnist(root: Path, n_train: int = 300, n_test: int = 100, seed: int = 0) -> Path:
-    """Random digits-like data as root/MNIST/raw/*-ubyte, readable by torchvision.datasets.MNIST."""
-    rng = np.random.default_rng(seed)
-    raw = root / "MNIST" / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        images = (rng.random((n, 28, 28)) < 0.2).astype(np.uint8) * 255
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n).astype(np.uint8))
-    return root
-
-
-def write_fake_imagenette(root: Path, n_train: int = 6, n_val: int = 2, seed: int = 0) -> Path:
-    """Random JPEGs (non-square, like the official 160px set) as root/imagenette2-160/{train,val}/<wnid>/."""
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", n_train), ("val", n_val)):
-        for wnid in WNIDS:
-            folder = root / "imagenette2-160" / split / wnid
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                pixels = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
-                Image.fromarray(pixels).save(folder / f"{wnid}_{i}.JPEG", quality=90)
-    return root
+def pytest_configure(config: pytest.Config) -> None:
+    register_resolvers()  # as train.py does before Hydra reads a config
 
 
 @pytest.fixture(scope="module")
@@ -69,18 +36,6 @@ def mnist_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def imagenette_dir(tmp_path_factory) -> Path:
     return write_fake_imagenette(tmp_path_factory.mktemp("imagenette"))
-
-
-def data_overrides(data: str, mnist_dir: Path, imagenette_dir: Path, cache_dir: Path) -> list[str]:
-    """Overrides that point `data` at the fake files and keep it small and fast."""
-    if data == "mnist":
-        return [f"data.data_dir={mnist_dir}", "data.val_size=50", "data.batch_size=16"]
-    return [
-        f"data.data_dir={imagenette_dir}",
-        "data.image_size=64",
-        "data.batch_size=6",
-        f"data.cache_dir={cache_dir}",
-    ]
 
 
 @pytest.fixture

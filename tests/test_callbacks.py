@@ -8,22 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
+from helpers import build_model
 from omegaconf import open_dict
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from genlab.callbacks import SampleGrid
-from genlab.callbacks.grids import (
+from genlab.errors import ConfigError
+from genlab.pictures.curves import group_panels, moving_average
+from genlab.pictures.grids import (
     fixed_latents,
     interpolate,
     interpolation_images,
     real_interpolation_images,
     reconstruction_images,
 )
-from genlab.callbacks.images import drawing
-from genlab.callbacks.loss_curves import group_panels, moving_average
-from genlab.errors import ConfigError
+from genlab.pictures.images import drawing
 from genlab.train import train
 
 # Short epochs on the fake MNIST (250 train images, batch 16): seconds on a CPU.
@@ -148,7 +148,7 @@ def test_callbacks_leave_training_bit_identical(make_cfg):
 
 @pytest.fixture
 def vae(make_cfg):
-    return instantiate(make_cfg("model=vae").model, _recursive_=False).eval()
+    return build_model(make_cfg("model=vae")).eval()
 
 
 def test_latents_are_fixed_and_leave_the_global_rng_alone(vae):

@@ -5,7 +5,7 @@ import urllib.error
 
 import pytest
 import torch
-from conftest import write_fake_imagenette, write_fake_mnist
+from helpers import write_fake_imagenette, write_fake_mnist
 
 from genlab.data import ImagenetteDataModule, MNISTDataModule
 from genlab.errors import ConfigError, DataError
@@ -60,6 +60,8 @@ def test_mnist_download_failure_offline_is_explained(tmp_path, monkeypatch):
     dm = MNISTDataModule(str(tmp_path), download=True)
     with pytest.raises(DataError, match="(?s)download .*failed.*Offline"):
         dm.prepare_data()
+    with pytest.raises(DataError, match="(?s)MNIST not found.*download .*failed.*data.data_dir"):
+        dm.check_available()  # what train.py calls first: the download is tried before any model is built
 
 
 def test_mnist_corrupt_file_is_named(tmp_path):
@@ -143,6 +145,8 @@ def test_imagenette_download_failure_offline_is_explained(tmp_path, monkeypatch)
     monkeypatch.setattr("torchvision.datasets.utils.urllib.request.urlopen", offline)
     with pytest.raises(DataError, match="(?s)download .*failed.*Offline"):
         ImagenetteDataModule(str(tmp_path), download=True).prepare_data()
+    with pytest.raises(DataError, match="(?s)Imagenette .160px. not found.*download .*failed.*data.data_dir"):
+        ImagenetteDataModule(str(tmp_path), download=True).check_available()
 
 
 def test_imagenette_corrupt_jpeg_is_named(tmp_path):

@@ -13,7 +13,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from genlab.errors import CheckpointError, ConfigError, DataError
-from genlab.metrics.evaluate import evaluate, run
+from genlab.evaluate import evaluate, run
 from genlab.train import train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"

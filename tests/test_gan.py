@@ -95,8 +95,14 @@ def test_uniform_noise_and_output_range():
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
-        ({"lr_g": -1e-4}, "model.lr_g"),
-        ({"lr_d": 0}, "model.lr_d"),
+        (
+            {"optimizer_g": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": -1e-4}},
+            "model.optimizer_g.lr",
+        ),
+        (
+            {"optimizer_d": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 0}},
+            "model.optimizer_d.lr",
+        ),
         ({"latent_dim": 0}, "model.latent_dim"),
         ({"noise": "gauss"}, "model.noise"),
         ({"loss": "wgan"}, "model.loss"),

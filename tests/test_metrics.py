@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import write_idx
+from helpers import write_idx
 
 from genlab.data import MNISTDataModule
 from genlab.errors import ConfigError
@@ -113,7 +113,7 @@ def test_mse_likelihood_is_a_gaussian_with_variance_one_half():
     expected = (
         torch.distributions.Normal(torch.sigmoid(logits), math.sqrt(0.5)).log_prob(images).flatten(1).sum(1)
     )
-    assert torch.allclose(likelihood.log_likelihood(model, logits, images), expected, atol=1e-4)
+    assert torch.allclose(model.log_likelihood(logits, images), expected, atol=1e-4)
 
 
 @pytest.mark.parametrize("recon_loss", ["mse", "bce"])
@@ -124,11 +124,11 @@ def test_iwae_bound_is_above_the_elbo_and_tightens_with_k(recon_loss):
     encode = model.encode
     model.encode = lambda x: (encode(x)[0], encode(x)[1] - 4.0)
     torch.manual_seed(0)
-    elbo = likelihood.elbo(model, images, n_samples=20).mean()
-    bounds = [likelihood.iwae_bound(model, images, k).mean() for k in (1, 10, 200)]
+    elbo = model.elbo(images, n_samples=20).mean()
+    bounds = [model.iwae_bound(images, k).mean() for k in (1, 10, 200)]
     assert bounds[0] == pytest.approx(float(elbo), abs=0.5)  # k=1 is a one-sample ELBO
     assert elbo < bounds[1] < bounds[2]
-    scores = likelihood.vae_scores(model, images, images[:8], iwae_k=50)
+    scores = likelihood.likelihood_scores(model, images, images[:8], iwae_k=50)
     assert scores["iwae"] > scores["test_elbo"]
     assert scores["test_recon"] > 0 and 0 < scores["test_mse_per_pixel"] < 1
 

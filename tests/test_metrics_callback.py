@@ -14,7 +14,7 @@ from genlab.train import train
 @pytest.mark.usefixtures("one_thread")
 def test_fid_callback_logs_val_fid_and_kid(make_cfg):
     cfg = make_cfg(
-        "+callbacks@callbacks.fid=fid",
+        "+callbacks=fid",
         "callbacks.fid.every_n_epochs=1",
         "callbacks.fid.n_samples=4",
         "callbacks.fid.kid_subset_size=2",

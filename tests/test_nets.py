@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hydra.utils import instantiate
+from helpers import build_model
 
 from genlab.errors import ConfigError
 from genlab.nets.conv import ConvDecoder, ConvEncoder
@@ -88,7 +88,7 @@ def test_study_architectures(make_cfg, experiment, data, expected, latent_dim):
     cfg = make_cfg(f"experiment={experiment}", data=data)
     if data == "imagenette":
         cfg.data.image_size = 160
-    model = instantiate(cfg.model, _recursive_=False)
+    model = build_model(cfg)
     assert model.latent_dim == latent_dim
     for name, count in expected.items():
         assert n_params(getattr(model, name)) == count, name

@@ -5,6 +5,7 @@ import math
 import lightning as L
 import pytest
 import torch
+from helpers import build_model
 from hydra.utils import instantiate
 
 from genlab.train import train
@@ -49,7 +50,7 @@ def gan_step_norms(make_cfg, accelerator: str, precision: str) -> list[float]:
         callbacks=[recorder],
         enable_progress_bar=False,
     )
-    trainer.fit(instantiate(cfg.model, _recursive_=False), datamodule=instantiate(cfg.data))
+    trainer.fit(build_model(cfg), datamodule=instantiate(cfg.data))
     return recorder.norms
 
 

@@ -1,17 +1,18 @@
 """The sweep report (`compare.py`) on a fake sweep dir: table, CSVs, figures, summary, failed runs."""
 
 import csv
+import re
 import runpy
 import statistics
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 from sweep_fakes import write_fake_run, write_fake_sweep
 
 from genlab.errors import GenlabError
-from genlab.sweeps.report import write_report
-from genlab.sweeps.runs import read_sweep
+from genlab.report.report import write_report
+from genlab.report.runs import read_sweep
 
 
 @pytest.fixture
@@ -81,8 +82,10 @@ def test_compare_cli(fake_sweep, tmp_path, monkeypatch, capsys):
     run_compare(str(sweep_dir), monkeypatch=monkeypatch)
     assert "report.md" in capsys.readouterr().out
     assert (sweep_dir / "report.md").is_file() and (sweep_dir / "report.csv").is_file()
-    with pytest.raises(SystemExit, match="error: sweep dir .* does not exist"):
+    with pytest.raises(SystemExit) as exit_info:
         run_compare(str(tmp_path / "nope"), monkeypatch=monkeypatch)
+    assert exit_info.value.code == 1
+    assert re.search("error: sweep dir .* does not exist", capsys.readouterr().err)
 
 
 def test_empty_dir_is_a_clear_error(tmp_path):

@@ -1,7 +1,7 @@
 """notebooks/compare.ipynb runs headless on a tiny fake sweep."""
 
 import nbformat
-from conftest import ROOT
+from helpers import ROOT
 from nbclient import NotebookClient
 from sweep_fakes import write_fake_sweep
 

@@ -1,12 +1,11 @@
 """Sweep presets and launcher configs compose, and expand to the expected jobs."""
 
 import pytest
-from conftest import CONF_DIR
+from helpers import CONF_DIR
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
-
-from genlab.sweeps.grid import sweep_jobs
+from sweep_grid import sweep_jobs
 
 
 def compose_train(*overrides):
@@ -20,7 +19,7 @@ def compose_train(*overrides):
     [
         ("vae_vs_gan", ["data=mnist"], ["seed=1,2,3,4,5"], (12, 6, 20)),
         ("study_a", ["experiment=study_a_mnist_gan"], ["seed=1,2,3"], (4, 1, 12)),
-        ("study_b_lr", ["model.lr_g=0.0002"], ["seed=1,2"], (5, 1, 10)),
+        ("study_b_lr", ["model.optimizer_g.lr=0.0002"], ["seed=1,2"], (5, 1, 10)),
     ],
 )
 def test_preset_expands_to_the_grid(preset, narrow, widen, counts):
@@ -43,9 +42,9 @@ def test_every_job_composes(preset):
 
 
 def test_study_presets_pick_the_study_settings():
-    cfg = compose_train("sweep=study_b_lr", "model.lr_g=0.0005")
+    cfg = compose_train("sweep=study_b_lr", "model.optimizer_g.lr=0.0005")
     assert cfg.model._target_ == "genlab.models.GAN" and cfg.model.noise == "uniform"
-    assert cfg.model.lr_d == 0.0005  # G and D share the swept rate
+    assert cfg.model.optimizer_d.lr == 0.0005  # G and D share the swept rate
     jobs = sweep_jobs(compose_train("sweep=study_a"), [])
     assert {job[0] for job in jobs} == {
         f"experiment=study_a_{data}_{model}" for data in ("mnist", "imagenette") for model in ("vae", "gan")

@@ -10,8 +10,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
-from genlab.sweeps.ddp import check_ddp_launch
-from genlab.sweeps.failures import DivergedError, StopOnNonFiniteLoss, read_failure
+from genlab.callbacks import StopOnNonFiniteLoss
+from genlab.errors import DivergedError
+from genlab.launch.ddp import check_ddp_launch
+from genlab.launch.failures import read_failure
 from genlab.train import run
 
 TINY = ("trainer.max_epochs=1", "+trainer.limit_train_batches=4", "+trainer.limit_val_batches=1")
@@ -39,24 +41,24 @@ def test_non_finite_loss_stops_the_run(value):
 
 def test_a_diverging_sweep_job_is_recorded_and_returns(make_cfg, tmp_path):
     # An absurd learning rate: Adam's first step moves every weight by ~1e30, the next loss is not finite.
-    cfg = as_sweep_job(make_cfg("model.lr=1e30", *TINY))
+    cfg = as_sweep_job(make_cfg("model.optimizer.lr=1e30", *TINY))
     assert run(cfg) == {}
     failure = read_failure(tmp_path / "run")
     assert failure["diverged"] and "train/loss" in failure["reason"] and "learning rate" in failure["reason"]
 
 
 def test_a_failing_sweep_job_keeps_genlabs_message(make_cfg, tmp_path):
-    cfg = as_sweep_job(make_cfg("model.lr=-1", *TINY))
+    cfg = as_sweep_job(make_cfg("model.optimizer.lr=-1", *TINY))
     assert run(cfg) == {}
     record = json.loads((tmp_path / "run" / "failed.json").read_text())
-    assert record["error"] == "ConfigError" and "model.lr=-1" in record["reason"]
+    assert record["error"] == "ConfigError" and "model.optimizer.lr=-1" in record["reason"]
 
 
 def test_a_single_run_still_exits_1(make_cfg, tmp_path, capsys):
-    cfg = make_cfg("model.lr=-1", *TINY)
+    cfg = make_cfg("model.optimizer.lr=-1", *TINY)
     with pytest.raises(SystemExit) as exit_info:
         run(cfg)
-    assert exit_info.value.code == 1 and "model.lr=-1" in capsys.readouterr().err
+    assert exit_info.value.code == 1 and "model.optimizer.lr=-1" in capsys.readouterr().err
     assert read_failure(tmp_path / "run") is None
 
 

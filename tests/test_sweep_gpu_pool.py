@@ -6,8 +6,8 @@ import random
 import pytest
 
 from genlab.errors import GenlabError
-from genlab.sweeps import gpu_pool, pin_gpu
-from genlab.sweeps.gpu_pool import GPUPool, parallel_jobs
+from genlab.launch import gpu_pool, pin_gpu
+from genlab.launch.gpu_pool import GPUPool, parallel_jobs
 
 
 def test_random_claims_never_share_a_gpu(tmp_path):

@@ -5,10 +5,10 @@ import re
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
-from genlab.sweeps.report import write_report
-from genlab.sweeps.runs import read_sweep
+from genlab.report.report import write_report
+from genlab.report.runs import read_sweep
 
 TINY = [
     "trainer=cpu",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF_DIR, ROOT, data_overrides
+from helpers import CONF_DIR, ROOT, data_overrides
 from hydra.errors import ConfigCompositionException
 
 from genlab.checkpoints import load_model
@@ -35,7 +35,11 @@ def test_model_and_data_pick_the_study_nets(make_cfg):
     assert cfg.model.encoder._target_.endswith("MLPEncoder") and cfg.model.latent_dim == 20
     assert cfg.data.pixel_range == [0.0, 1.0] and cfg.checkpoint_monitor == "val/loss"
     cfg = make_cfg("model=gan", "nets=study_b_gan_final")  # a net can still be swapped
-    assert cfg.model.noise == "uniform" and cfg.data.pixel_range == [-1.0, 1.0]
+    assert list(cfg.model.generator.hidden_dims) == [256, 512, 1024] and cfg.data.pixel_range == [-1.0, 1.0]
+    assert (
+        cfg.model.noise == "normal"
+    )  # the nets set the architecture only; study B's noise is its experiment's
+    assert make_cfg("experiment=study_b_gan_final").model.noise == "uniform"
 
 
 def test_resume_from_last_checkpoint(make_cfg, tmp_path):
@@ -67,7 +71,7 @@ def test_resume_with_a_checkpoint_of_another_model_is_refused(make_cfg):
 @pytest.mark.parametrize(
     ("override", "error", "key"),
     [
-        ("model.lr=-0.001", ConfigError, "model.lr"),
+        ("model.optimizer.lr=-0.001", ConfigError, "model.optimizer.lr"),
         ("model.latent_dim=0", ConfigError, "model.latent_dim"),
         ("model.recon_loss=l1", ConfigError, "model.recon_loss"),
         ("data.batch_size=0", ConfigError, "data.batch_size"),
@@ -123,7 +127,12 @@ def test_train_py_on_fake_data(model, data, mnist_dir, imagenette_dir, tmp_path)
 
 def test_train_py_missing_data_exits_with_the_message(tmp_path):
     result = run_cli(
-        "model=gan", "data=imagenette", "data.data_dir=/nonexistent", "trainer.max_steps=20", cwd=tmp_path
+        "model=gan",
+        "data=imagenette",
+        "data.data_dir=/nonexistent",
+        "data.download=false",
+        "trainer.max_steps=20",
+        cwd=tmp_path,
     )
     assert result.returncode == 1
     assert "error: Imagenette (160px) not found: expected /nonexistent/imagenette2-160/train" in result.stderr

@@ -62,7 +62,15 @@ def test_interface_shapes_and_ranges():
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [
-        ({"lr": -1.0}, "model.lr"),
+        (
+            {"optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "lr": -1.0}},
+            "model.optimizer.lr",
+        ),
+        ({"optimizer": {"_target_": "torch.optim.Adam", "lr": 1e-3}}, "model.optimizer"),
+        (
+            {"optimizer": {"_target_": "torch.optim.Adam", "_partial_": True, "betas": [2, 0]}},
+            "model.optimizer",
+        ),
         ({"latent_dim": 0}, "model.latent_dim"),
         ({"recon_loss": "l1"}, "model.recon_loss"),
         ({"pixel_range": (-1, 1), "recon_loss": "bce"}, "model.recon_loss"),

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
-from genlab.callbacks.grids import (
+from genlab.checkpoints import checkpoint_datamodule, load_model
+from genlab.errors import ConfigError, exits_on_error, require
+from genlab.pictures.grids import (
     fixed_latents,
     interpolation_images,
     real_interpolation_images,
     reconstruction_images,
     sample_images,
 )
-from genlab.callbacks.images import drawing, image_grid, save_grid
-from genlab.checkpoints import load_model
-from genlab.errors import ConfigError, GenlabError, require
-from genlab.models.base import GenerativeModel
+from genlab.pictures.images import drawing, image_grid, save_grid
 
 log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
@@ -36,24 +34,6 @@ def pick_device(device: str) -> torch.device:
             "device='cuda' is invalid: this machine has no CUDA GPU; use device=cpu or device=auto."
         )
     return torch.device(device)
-
-
-def held_out_images(model: GenerativeModel, data_dir: str, n: int) -> torch.Tensor:
-    """The first `n` test images of the data the model was trained on (read from its image shape), in the
-    model's pixel range."""
-    from genlab.data import ImagenetteDataModule, MNISTDataModule
-
-    channels, height, _ = model.image_shape
-    if (channels, height) == (1, 28):
-        datamodule = MNISTDataModule(data_dir, pixel_range=model.pixel_range)
-    elif channels == 3:
-        datamodule = ImagenetteDataModule(data_dir, pixel_range=model.pixel_range, image_size=height)
-    else:
-        raise ConfigError(
-            f"data_dir={data_dir!r}: no genlab data set has images of shape {list(model.image_shape)}; "
-            "leave data_dir out to skip the real-image pictures."
-        )
-    return datamodule.to_model_range(datamodule.split_images("test")[:n])
 
 
 def generate(cfg: DictConfig) -> dict[str, Path]:
@@ -86,8 +66,11 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         )
         z0, z1 = fixed_latents(model, 2 * cfg.pairs, cfg.seed).chunk(2)
         write("interpolation", interpolation_images(model, z0, z1, cfg.steps, cfg.mode), cfg.steps)
-        if cfg.data_dir and hasattr(model, "encode"):
-            real = held_out_images(model, cfg.data_dir, max(2 * cfg.real_pairs, cfg.n_reconstructions))
+        if cfg.data_dir and model.can_encode:
+            datamodule = checkpoint_datamodule(cfg.ckpt_path, model, {"data_dir": cfg.data_dir})
+            datamodule.check_available()
+            n_real = max(2 * cfg.real_pairs, cfg.n_reconstructions)
+            real = datamodule.to_model_range(datamodule.split_images("test")[:n_real])
             pairs = min(cfg.real_pairs, len(real) // 2)
             if pairs:
                 first, last = real[:pairs], real[pairs : 2 * pairs]
@@ -103,10 +86,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     return written
 
 
+@exits_on_error
 def run(cfg: DictConfig) -> dict[str, Path]:
     """`generate` for the command line: a genlab error prints `error: ...` and exits 1, no stack trace."""
-    try:
-        return generate(cfg)
-    except GenlabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    return generate(cfg)

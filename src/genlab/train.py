@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import logging
-import sys
+import math
 import warnings
 from pathlib import Path
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra.utils import get_class
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from genlab.checkpoints import checkpoint_model_class
-from genlab.errors import CheckpointError, GenlabError
+from genlab.errors import CheckpointError, ConfigError, exits_on_error
+from genlab.hparams import chosen_hparams, log_hparams
 from genlab.instantiate import build, build_group
-from genlab.sweeps.ddp import check_ddp_launch
-from genlab.sweeps.failures import record_failure
+from genlab.launch.ddp import check_ddp_launch
+from genlab.launch.failures import record_failure
 
 log = logging.getLogger(__name__)
 
@@ -27,35 +29,43 @@ warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\).*")
 
 
+def check_resume(cfg: DictConfig) -> None:
+    """Refuse `ckpt_path` of another model class than this run's, before anything is built."""
+    ckpt_path = cfg.get("ckpt_path")
+    if not ckpt_path:
+        return
+    found, expected = checkpoint_model_class(ckpt_path), get_class(cfg.model._target_)
+    if found is not expected:
+        raise CheckpointError(
+            f"ckpt_path={ckpt_path!r} holds a {found.__name__} ({found.__module__}), but this run's model is "
+            f"a {expected.__name__}: add model={found.__name__.lower()} (or model._target_="
+            f"{found.__module__}.{found.__qualname__}) and the data it was trained on to resume it"
+        )
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit one run and return its final logged metrics (what a Hydra sweeper optimises)."""
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     check_ddp_launch(cfg.trainer, in_multirun())
-    if rank_zero_only.rank == 0:  # DDP ranks > 0 share the run dir (see genlab.sweeps.ddp)
+    if rank_zero_only.rank == 0:  # DDP ranks > 0 share the run dir (see genlab.launch.ddp)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    check_resume(cfg)
 
-    ckpt_path = cfg.get("ckpt_path")
-    model_class = cfg.model._target_.rsplit(".", 1)[-1]
-    if ckpt_path and checkpoint_model_class(ckpt_path) != model_class:
-        found = checkpoint_model_class(ckpt_path)
-        raise CheckpointError(
-            f"ckpt_path={ckpt_path!r} holds a {found}, but this run's model is a {model_class}: "
-            f"add model={found.lower()} (and the data it was trained on) to resume it"
-        )
-
-    datamodule = build(cfg.data)
+    # Plain values (no OmegaConf containers): the data module's settings go into every checkpoint.
+    datamodule = build(cfg.data, _convert_="all")
     datamodule.check_available()  # fail in seconds, before models and trainer are built
-    model = build(cfg.model, _recursive_=False)  # the model builds its nets from their configs
+    # The model builds its nets from their configs; its image shape is the data's.
+    model = build(cfg.model, image_shape=list(datamodule.image_shape), _recursive_=False)
     callbacks = build_group(cfg.get("callbacks"))
     loggers = build_group(cfg.get("logger"))
     trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    # TensorBoard's HParams tab: this run's hyperparameters beside its final metrics.
+    log_hparams(loggers, chosen_hparams(cfg), metrics)
     log.info("finished %s: %s", output_dir, {k: round(v, 4) for k, v in sorted(metrics.items())})
     return metrics
 
@@ -75,21 +85,41 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def run(cfg: DictConfig) -> dict[str, float]:
+def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float:
+    """The value of `cfg.optimized_metric` for a hyperparameter search (the Lightning-Hydra template's
+    convention). A failed or diverged trial (no value, NaN or inf) gets the worst value for the sweeper's
+    direction, so the search learns from it and goes on."""
+    name = cfg.optimized_metric
+    value = metrics.get(name)
+    if value is not None and math.isfinite(value):
+        return value
+    direction = "minimize"
+    if HydraConfig.initialized():
+        direction = str(OmegaConf.select(HydraConfig.get(), "sweeper.direction", default="minimize"))
+    return math.inf if direction == "minimize" else -math.inf
+
+
+@exits_on_error
+def run(cfg: DictConfig) -> dict[str, float] | float:
     """`train` for the command line: a genlab error prints its message and exits 1, without a stack trace.
 
     In a sweep any failure (a NaN loss included) is written to <run dir>/failed.json instead, and the other
-    jobs go on: the report marks the run failed with its reason.
+    jobs go on: the report marks the run failed with its reason. With `optimized_metric` set (the presets in
+    conf/hparams_search/), returns that metric's value for the sweeper instead of every metric.
     """
     try:
-        return train(cfg)
+        metrics = train(cfg)
     except Exception as error:
-        if in_multirun():
-            path = record_failure(cfg.paths.output_dir, error)
-            log.error("job failed (recorded in %s): %s", path, error)
-            return {}
-        if not isinstance(error, GenlabError):
+        if not in_multirun():
             raise
-        log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+        path = record_failure(cfg.paths.output_dir, error)
+        log.error("job failed (recorded in %s): %s", path, error)
+        metrics = {}
+    if not cfg.get("optimized_metric"):
+        return metrics
+    if metrics and cfg.optimized_metric not in metrics:
+        raise ConfigError(
+            f"optimized_metric={cfg.optimized_metric!r} was not logged by this run: choose one of "
+            f"{sorted(metrics)}"
+        )
+    return optimized_value(cfg, metrics)

@@ -9,10 +9,10 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from genlab.callbacks.grids import fixed_latents
-from genlab.callbacks.images import drawing
 from genlab.errors import require
 from genlab.models.base import GenerativeModel
+from genlab.pictures.grids import fixed_latents
+from genlab.pictures.images import drawing
 
 log = logging.getLogger(__name__)
 

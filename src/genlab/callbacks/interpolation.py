@@ -8,17 +8,19 @@ import logging
 import lightning as L
 
 from genlab.callbacks.base import LatentPictureCallback
-from genlab.callbacks.grids import INTERPOLATIONS, interpolation_images, real_interpolation_images
-from genlab.callbacks.images import write_picture
+from genlab.data.base import ImageDataModule
 from genlab.errors import require
 from genlab.models.base import GenerativeModel
+from genlab.pictures.grids import INTERPOLATIONS, interpolation_images, real_interpolation_images
+from genlab.pictures.images import write_picture
 
 log = logging.getLogger(__name__)
 
 
 class Interpolation(LatentPictureCallback):
     """`pairs` rows of `steps` images between fixed latent pairs (tag `interpolation`); for a model that
-    can `encode` (the VAE), also `real_pairs` rows between validation images (tag `interpolation_real`)."""
+    can encode (`can_encode`, the VAE), also `real_pairs` rows between validation images (tag
+    `interpolation_real`)."""
 
     def __init__(
         self,
@@ -44,12 +46,12 @@ class Interpolation(LatentPictureCallback):
         z0, z1 = self.latents(model).chunk(2)
         images = interpolation_images(model, z0, z1, self.steps, self.mode)
         write_picture(trainer, "interpolation", images, nrow=self.steps, epoch=epoch)
-        if self.real_pairs and hasattr(model, "encode"):
+        if self.real_pairs and model.can_encode:
             self.draw_real(trainer, model, epoch)
 
     def draw_real(self, trainer: L.Trainer, model: GenerativeModel, epoch: int) -> None:
         datamodule = trainer.datamodule
-        if not hasattr(datamodule, "split_images"):
+        if not isinstance(datamodule, ImageDataModule):
             log.warning("interpolation_real skipped: the run has no genlab data module to take images from")
             return
         real = datamodule.split_images("val")[: 2 * self.real_pairs]

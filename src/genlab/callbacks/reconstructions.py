@@ -7,17 +7,18 @@ import logging
 import lightning as L
 
 from genlab.callbacks.base import PictureCallback
-from genlab.callbacks.grids import reconstruction_images
-from genlab.callbacks.images import write_picture
+from genlab.data.base import ImageDataModule
 from genlab.errors import require
 from genlab.models.base import GenerativeModel
+from genlab.pictures.grids import reconstruction_images
+from genlab.pictures.images import write_picture
 
 log = logging.getLogger(__name__)
 
 
 class Reconstructions(PictureCallback):
     """The first `n` validation images and their reconstructions, `nrow` per row (tag `reconstructions`);
-    models that cannot `reconstruct` (the GAN) are skipped."""
+    models that cannot encode (`can_encode` is False: the GAN) are skipped."""
 
     tag = "reconstructions"
 
@@ -28,10 +29,10 @@ class Reconstructions(PictureCallback):
         self.n, self.nrow = int(n), int(nrow)
 
     def draw(self, trainer: L.Trainer, model: GenerativeModel, epoch: int) -> None:
-        if not hasattr(model, "reconstruct"):
+        if not model.can_encode:
             return
         datamodule = trainer.datamodule
-        if not hasattr(datamodule, "split_images"):
+        if not isinstance(datamodule, ImageDataModule):
             log.warning("reconstructions skipped: the run has no genlab data module to take images from")
             return
         real = datamodule.to_model_range(datamodule.split_images("val")[: self.n])

@@ -7,10 +7,10 @@ import math
 import lightning as L
 
 from genlab.callbacks.base import LatentPictureCallback
-from genlab.callbacks.grids import sample_images
-from genlab.callbacks.images import write_picture
 from genlab.errors import require
 from genlab.models.base import GenerativeModel
+from genlab.pictures.grids import sample_images
+from genlab.pictures.images import write_picture
 
 
 class SampleGrid(LatentPictureCallback):

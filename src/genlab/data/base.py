@@ -63,6 +63,9 @@ class ImageDataModule(L.LightningDataModule):
         download: bool = False,
     ) -> None:
         super().__init__()
+        # Every subclass's settings too: checkpoints record them, and evaluate.py and generate.py rebuild
+        # the data from them.
+        self.save_hyperparameters(logger=False)
         require(batch_size > 0, "data.batch_size", batch_size, "must be a positive integer")
         require(num_workers >= 0, "data.num_workers", num_workers, "must be >= 0")
         pixel_range = tuple(float(v) for v in pixel_range)
@@ -80,6 +83,11 @@ class ImageDataModule(L.LightningDataModule):
         self.split_seed = split_seed
         self.download = download
         self.splits: dict[str, UInt8ImageDataset] = {}
+
+    @property
+    def name(self) -> str:
+        """The data set, for cache keys and reports: 'mnist', 'imagenette-160px' (its download)."""
+        return type(self).__name__.removesuffix("DataModule").lower()
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

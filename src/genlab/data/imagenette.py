@@ -14,13 +14,14 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import Imagenette
 from torchvision.transforms.v2 import functional as F
 
+from genlab.cache import cache_dir, load_or_build
 from genlab.data.base import ImageDataModule, UInt8ImageDataset
 from genlab.errors import DataError, require
 
 log = logging.getLogger(__name__)
 
 SIZES = {"160px": "imagenette2-160", "320px": "imagenette2-320", "full": "imagenette2"}
-CACHE_FORMAT = 1  # bump when the cached tensors' layout or preprocessing changes
+CACHE_FORMAT = 2  # bump when the cached tensors' layout or preprocessing changes
 
 
 def load_image(path: str, image_size: int) -> torch.Tensor:
@@ -70,6 +71,10 @@ class ImagenetteDataModule(ImageDataModule):
         self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else None
 
     @property
+    def name(self) -> str:
+        return f"imagenette-{self.size}"
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         return (3, self.image_size, self.image_size)
 
@@ -78,9 +83,10 @@ class ImagenetteDataModule(ImageDataModule):
         return self.data_dir / SIZES[self.size]
 
     def check_available(self) -> None:
-        if not self.download:
-            for split in ("train", "val"):
-                self._missing_error(split)
+        for split in ("train", "val"):
+            if not (self.root / split).is_dir():
+                self._missing_error(split)  # raises unless download is on
+                self._download(split)  # now, before any model is built: offline, this fails in seconds
 
     def prepare_data(self) -> None:
         self._load("train")
@@ -94,18 +100,12 @@ class ImagenetteDataModule(ImageDataModule):
             self.splits["test"] = UInt8ImageDataset(*self._load("val"))
 
     def _cache_file(self, split: str) -> Path:
-        name = f"{SIZES[self.size]}_{split}_{self.image_size}px.pt"
-        if self.cache_dir is not None:
-            return self.cache_dir / name
-        default = self.data_dir / "genlab_cache"
-        if os.access(self.data_dir, os.W_OK) or os.access(default, os.W_OK):
-            return default / name
-        # The data may live on a read-only share: keep the cache in the user's cache folder instead.
-        return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genlab" / name
+        return cache_dir(self.data_dir, self.cache_dir) / f"{SIZES[self.size]}_{split}_{self.image_size}px.pt"
 
     def _missing_error(self, split: str) -> None:
+        """A DataError naming the expected folder when `split` is missing and download is off."""
         folder = self.root / split
-        if not folder.is_dir():
+        if not folder.is_dir() and not self.download:
             raise DataError(
                 f"Imagenette ({self.size}) not found: expected {folder}/<wnid>/*.JPEG, the layout "
                 f"torchvision.datasets.Imagenette(root='{self.data_dir}', size='{self.size}') reads. "
@@ -113,41 +113,28 @@ class ImagenetteDataModule(ImageDataModule):
                 f"{SIZES[self.size]}/, or add data.download=true to download it (needs internet)."
             )
 
+    def _download(self, split: str) -> None:
+        try:
+            Imagenette(str(self.data_dir), split=split, size=self.size, download=True)
+        except (OSError, RuntimeError, ValueError) as error:
+            raise DataError(
+                f"Imagenette ({self.size}) not found: expected {self.root / split}/<wnid>/*.JPEG, and its "
+                f"download into {self.data_dir} failed ({type(error).__name__}: {error}). Offline? Fix: set "
+                f"data.data_dir to the folder that holds {SIZES[self.size]}/, or put "
+                f"{SIZES[self.size]}/{{train,val}}/<wnid>/*.JPEG there by hand."
+            ) from error
+
     def _load(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Load `split` ("train" or the official "val") from the cache, (re)building it when stale."""
         folder = self.root / split
         if not folder.is_dir():
-            if not self.download:
-                self._missing_error(split)
-            try:
-                Imagenette(str(self.data_dir), split=split, size=self.size, download=True)
-            except (OSError, RuntimeError, ValueError) as error:
-                raise DataError(
-                    f"Imagenette download into {self.data_dir} failed ({type(error).__name__}: {error}). "
-                    f"Offline? Put {SIZES[self.size]}/{{train,val}}/<wnid>/*.JPEG there by hand."
-                ) from error
-        fingerprint = source_fingerprint(folder)
-        cache = self._cache_file(split)
-        if cache.is_file():
-            try:
-                cached = torch.load(cache, weights_only=True)
-            except Exception as error:  # a half-written or foreign file: rebuild it
-                log.warning("ignoring unreadable cache %s (%s); rebuilding it", cache, error)
-            else:
-                if cached.get("format") == CACHE_FORMAT and cached.get("fingerprint") == fingerprint:
-                    return cached["images"], cached["labels"]
-                log.info("Imagenette source changed since %s was built; rebuilding it", cache)
-        images, labels = self._decode(split)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(
-            {"format": CACHE_FORMAT, "fingerprint": fingerprint, "images": images, "labels": labels}, partial
-        )
-        partial.replace(cache)  # atomic: a crash mid-write never leaves a truncated cache behind
-        log.info("cached %d Imagenette %s images at %s", len(images), split, cache)
-        return images, labels
+            self._missing_error(split)
+            self._download(split)
+        key = {"format": CACHE_FORMAT, "fingerprint": source_fingerprint(folder)}
+        cached = load_or_build(self._cache_file(split), key, lambda: self._decode(split))
+        return cached["images"], cached["labels"]
 
-    def _decode(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _decode(self, split: str) -> dict[str, torch.Tensor]:
         dataset = Imagenette(str(self.data_dir), split=split, size=self.size, loader=str)
         if len(dataset) == 0:
             raise DataError(f"Imagenette folder {self.root / split} holds no <wnid>/*.JPEG files")
@@ -155,4 +142,4 @@ class ImagenetteDataModule(ImageDataModule):
         log.info("decoding %d Imagenette %s images to %dpx (once)", len(paths), split, self.image_size)
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             images = list(pool.map(lambda path: load_image(path, self.image_size), paths))
-        return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+        return {"images": torch.stack(images), "labels": torch.tensor(labels, dtype=torch.long)}

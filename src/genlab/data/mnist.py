@@ -63,7 +63,8 @@ class MNISTDataModule(ImageDataModule):
         return self.data_dir / "MNIST" / "raw"
 
     def check_available(self) -> None:
-        self._missing_error()
+        if self._missing_error():
+            self._download()  # now, before any model is built: offline, this fails in seconds
 
     def prepare_data(self) -> None:
         self._load(train=True)
@@ -87,16 +88,22 @@ class MNISTDataModule(ImageDataModule):
             )
         return missing
 
-    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        missing = self._missing_error()
+    def _download(self) -> None:
         try:
-            dataset = MNIST(str(self.data_dir), train=train, download=self.download)
+            MNIST(str(self.data_dir), train=True, download=True)
         except (OSError, RuntimeError, ValueError) as error:
-            if missing:
-                raise DataError(
-                    f"MNIST download into {self.raw_dir} failed ({type(error).__name__}: {error}). Offline? "
-                    f"Put the files {sorted(IDX_FILES)} there, or set data.data_dir to where they are."
-                ) from error
+            raise DataError(
+                f"MNIST not found in {self.raw_dir}, and its download failed ({type(error).__name__}: "
+                f"{error}). Offline? Fix: set data.data_dir to the folder that holds MNIST/raw/, or put the "
+                f"files {sorted(IDX_FILES)} there."
+            ) from error
+
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._missing_error():
+            self._download()
+        try:
+            dataset = MNIST(str(self.data_dir), train=train, download=False)
+        except (OSError, RuntimeError, ValueError) as error:
             for name in IDX_FILES:
                 check_idx_file(self.raw_dir / name)
             raise DataError(f"MNIST in {self.raw_dir} could not be read: {error}") from error

@@ -7,7 +7,6 @@ It checks mode coverage: the histogram of the classes it predicts for generated 
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
@@ -15,11 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.cache import load_or_build
 from genlab.errors import GenlabError
-from genlab.metrics.cache import save_atomic
 from genlab.nets.conv import ConvEncoder
-
-log = logging.getLogger(__name__)
 
 NUM_CLASSES = 10
 #: the classifier's net and training recipe; part of the cache key, so a change retrains it
@@ -109,28 +106,26 @@ def load_or_train(datamodule, cache_dir: Path, recipe: dict = RECIPE) -> tuple[n
         raise GenlabError(f"the digit classifier is for MNIST (1x28x28), not {datamodule.image_shape}")
     name = f"mnist_classifier_v{recipe['version']}_seed{recipe['seed']}"
     path, record_path = cache_dir / f"{name}.pt", cache_dir / f"{name}.json"
-    if path.is_file():
-        try:
-            cached = torch.load(path, weights_only=True)
-            if cached.get("recipe") == recipe:
-                net = build_classifier(recipe)
-                net.load_state_dict(cached["state_dict"])
-                return net.eval(), cached["record"]
-        except Exception as error:  # a half-written or foreign file: retrain
-            log.warning("ignoring unreadable classifier cache %s (%s)", path, error)
-    train_images, train_labels = datamodule.split_images("train"), datamodule.splits["train"].labels
-    net = train_classifier(train_images, train_labels, recipe)
-    test_images, test_labels = datamodule.split_images("test"), datamodule.splits["test"].labels
-    record = {
-        "recipe": recipe,
-        "train_images": len(train_images),
-        "test_images": len(test_images),
-        "test_accuracy": accuracy(net, test_images, test_labels),
-    }
-    print(
-        f"digit classifier: test accuracy {record['test_accuracy']:.4f} on {len(test_images)} test images "
-        f"-> {path}"
-    )
-    save_atomic({"recipe": recipe, "state_dict": net.state_dict(), "record": record}, path)
-    record_path.write_text(json.dumps(record, indent=2) + "\n")
-    return net, record
+
+    def build() -> dict:
+        train_images, train_labels = datamodule.split_images("train"), datamodule.splits["train"].labels
+        net = train_classifier(train_images, train_labels, recipe)
+        test_images, test_labels = datamodule.split_images("test"), datamodule.splits["test"].labels
+        record = {
+            "recipe": recipe,
+            "train_images": len(train_images),
+            "test_images": len(test_images),
+            "test_accuracy": accuracy(net, test_images, test_labels),
+        }
+        print(
+            f"digit classifier: test accuracy {record['test_accuracy']:.4f} on {len(test_images)} test "
+            f"images -> {path}"
+        )
+        record_path.parent.mkdir(parents=True, exist_ok=True)
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        return {"state_dict": net.state_dict(), "record": record}
+
+    cached = load_or_build(path, recipe, build)
+    net = build_classifier(recipe)
+    net.load_state_dict(cached["state_dict"])
+    return net.eval(), cached["record"]

@@ -1,16 +1,17 @@
-"""What every genlab model offers: a latent prior, `generate(z)` and `sample(n)` in its pixel range."""
+"""What every genlab model offers: a latent prior, `generate(z)` and `sample(n)` in its pixel range, and a
+small protocol that says what else it can do."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
-from genlab.errors import require
+from genlab.errors import ConfigError, require
 from genlab.instantiate import build
 
 PIXEL_RANGES = {(0.0, 1.0): torch.sigmoid, (-1.0, 1.0): torch.tanh}
@@ -21,6 +22,11 @@ def plain(value: Any) -> Any:
     if isinstance(value, DictConfig | ListConfig):
         return OmegaConf.to_container(value, resolve=True)
     return value
+
+
+def class_path(obj: object) -> str:
+    """The importable `_target_` of an object's class, e.g. 'genlab.models.vae.VAE'."""
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def build_net(config: Mapping[str, Any], key: str, **sizes: Any) -> nn.Module:
@@ -34,9 +40,45 @@ def build_net(config: Mapping[str, Any], key: str, **sizes: Any) -> nn.Module:
     return build(config, **sizes)
 
 
-class GenerativeModel(L.LightningModule):
-    """Shared by the VAE and the GAN: shapes, prior, output range, sampling."""
+def check_optimizer(config: Mapping[str, Any], key: str) -> None:
+    """Fail at start, naming `key`, for an optimizer config that cannot build an optimizer (no `_target_`,
+    not `_partial_`, a bad learning rate or beta), instead of when training begins."""
+    require(
+        isinstance(config, Mapping) and "_target_" in config and config.get("_partial_") is True,
+        key,
+        config,
+        "must be an optimizer config with `_target_` and `_partial_: true` (see conf/model/)",
+    )
+    lr = config.get("lr", 1.0)
+    require(isinstance(lr, int | float) and lr > 0, f"{key}.lr", lr, "must be > 0")
+    try:
+        build(config)([nn.Parameter(torch.zeros(1))])
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{key}={config!r} is invalid: {error}.") from None
 
+
+def build_optimizer(
+    optimizer: Mapping[str, Any], scheduler: Mapping[str, Any] | None, parameters
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
+    """An optimizer from its `_partial_` config over `parameters`, and its lr scheduler (or None)."""
+    built = build(optimizer)(parameters)
+    return built, (build(scheduler)(built) if scheduler else None)
+
+
+class GenerativeModel(L.LightningModule):
+    """Shared by every genlab model: shapes, prior, output range, sampling, and the checkpoint record.
+
+    A model says what it can do beyond sampling through these class attributes, which pictures, evaluate.py,
+    generate.py and the report read (never the model's name):
+
+    - `can_encode`: it has `encode(images) -> (mean, log-variance)` of a Gaussian posterior and
+      `reconstruct(images)`; pictures then add reconstructions and interpolations between real images.
+    - `has_likelihood`: it has `elbo(images)`, `iwae_bound(images, k)` and `reconstruction_error(images)`
+      (per image, in nats) and a `likelihood` text; evaluate.py then adds the test bounds.
+    """
+
+    can_encode: ClassVar[bool] = False
+    has_likelihood: ClassVar[bool] = False
     #: the prior's family; the GAN can switch to "uniform" noise on [-1, 1]
     noise: str = "normal"
 
@@ -46,7 +88,7 @@ class GenerativeModel(L.LightningModule):
             len(image_shape) == 3 and all(int(s) > 0 for s in image_shape),
             "model.image_shape",
             list(image_shape),
-            "must be [channels, height, width] (it normally comes from data.image_shape)",
+            "must be [channels, height, width] (train.py takes it from the data module)",
         )
         require(int(latent_dim) > 0, "model.latent_dim", latent_dim, "must be a positive integer")
         pixel_range = tuple(float(v) for v in pixel_range)
@@ -74,9 +116,26 @@ class GenerativeModel(L.LightningModule):
         """`n` new images from the prior, in the model's pixel range."""
         return self.generate(self.sample_latent(n, generator))
 
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior mean and log-variance of q(z|x) (models with `can_encode`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no encoder (can_encode is False)")
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """Deterministic reconstructions of `images` (models with `can_encode`)."""
+        raise NotImplementedError(f"{type(self).__name__} has no encoder (can_encode is False)")
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Lets genlab.checkpoints tell a genlab model (and which one) from any other file, before loading.
-        checkpoint["genlab"] = {"model": type(self).__name__, "image_shape": list(self.image_shape)}
+        # Lets genlab.checkpoints tell a genlab model (and its class) from any other file before loading, and
+        # rebuild the data it was trained on (evaluate.py, generate.py) from the data module's settings.
+        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        data = None
+        if datamodule is not None and datamodule.hparams:
+            data = {"_target_": class_path(datamodule), **plain(dict(datamodule.hparams))}
+        checkpoint["genlab"] = {
+            "_target_": class_path(self),
+            "image_shape": list(self.image_shape),
+            "data": data,
+        }
 
     def to_unit(self, images: torch.Tensor) -> torch.Tensor:
         """Images in the model's pixel range -> [0, 1], for display and metrics."""

@@ -1,4 +1,4 @@
-"""The GAN: manual optimisation of a generator and a discriminator with two Adam optimisers.
+"""The GAN: manual optimisation of a generator and a discriminator, each with its own optimiser.
 
 Lightning's `trainer.global_step` counts optimiser steps, so one batch with `d_steps: 1` advances it by 2:
 `trainer.max_steps=20` trains on 10 batches.
@@ -12,10 +12,11 @@ from typing import Any
 import torch
 
 from genlab.errors import require
-from genlab.models.base import GenerativeModel, build_net, plain
+from genlab.models.base import GenerativeModel, build_net, build_optimizer, check_optimizer, plain
 from genlab.models.losses import ADVERSARIAL_LOSSES
 
 NOISES = ("normal", "uniform")
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 2e-4, "betas": [0.5, 0.999]}
 
 
 class GAN(GenerativeModel):
@@ -27,9 +28,9 @@ class GAN(GenerativeModel):
         discriminator: Mapping[str, Any],
         image_shape: Sequence[int],
         latent_dim: int = 100,
-        lr_g: float = 2e-4,
-        lr_d: float = 2e-4,
-        betas: Sequence[float] = (0.5, 0.999),
+        optimizer_g: Mapping[str, Any] = DEFAULT_OPTIMIZER,
+        optimizer_d: Mapping[str, Any] = DEFAULT_OPTIMIZER,
+        scheduler: Mapping[str, Any] | None = None,
         loss: str = "bce",
         noise: str = "normal",
         label_smoothing: float = 0.0,
@@ -37,17 +38,14 @@ class GAN(GenerativeModel):
         grad_clip: float | None = None,
         pixel_range: Sequence[float] = (-1.0, 1.0),
     ) -> None:
-        generator, discriminator, image_shape, betas, pixel_range = map(
-            plain, (generator, discriminator, image_shape, betas, pixel_range)
+        generator, discriminator, image_shape, optimizer_g, optimizer_d, scheduler, pixel_range = map(
+            plain, (generator, discriminator, image_shape, optimizer_g, optimizer_d, scheduler, pixel_range)
         )
         super().__init__(image_shape, latent_dim, pixel_range)
         self.save_hyperparameters(logger=False)  # train() logs the whole run config instead
         self.automatic_optimization = False
-        require(lr_g > 0, "model.lr_g", lr_g, "must be > 0 (the study uses 2e-4)")
-        require(lr_d > 0, "model.lr_d", lr_d, "must be > 0 (the study uses 2e-4)")
-        require(
-            len(betas) == 2 and all(0 <= b < 1 for b in betas), "model.betas", betas, "two numbers in [0, 1)"
-        )
+        check_optimizer(optimizer_g, "model.optimizer_g")
+        check_optimizer(optimizer_d, "model.optimizer_d")
         require(loss in ADVERSARIAL_LOSSES, "model.loss", loss, f"choose one of {sorted(ADVERSARIAL_LOSSES)}")
         require(noise in NOISES, "model.noise", noise, f"choose one of {NOISES}")
         require(0 <= label_smoothing < 0.5, "model.label_smoothing", label_smoothing, "must be in [0, 0.5)")
@@ -126,8 +124,19 @@ class GAN(GenerativeModel):
         d_fake = torch.sigmoid(self.discriminator(self.sample(len(real)))).mean()
         self.log_dict({"val/d_real": d_real, "val/d_fake": d_fake}, batch_size=len(real))
 
-    def configure_optimizers(self) -> list[torch.optim.Optimizer]:
-        betas = tuple(self.hparams.betas)
-        opt_g = torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr_g, betas=betas)
-        opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr_d, betas=betas)
-        return [opt_g, opt_d]
+    def on_train_epoch_end(self) -> None:
+        # Manual optimisation: Lightning leaves the lr schedulers (one per optimiser) to the module.
+        for scheduler in self.lr_schedulers() or []:
+            scheduler.step()
+
+    def configure_optimizers(self):
+        hparams = self.hparams
+        opt_g, schedule_g = build_optimizer(
+            hparams.optimizer_g, hparams.scheduler, self.generator.parameters()
+        )
+        opt_d, schedule_d = build_optimizer(
+            hparams.optimizer_d, hparams.scheduler, self.discriminator.parameters()
+        )
+        if schedule_g is None:
+            return [opt_g, opt_d]
+        return [opt_g, opt_d], [schedule_g, schedule_d]

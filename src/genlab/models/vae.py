@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -9,11 +10,22 @@ import torch
 import torch.nn.functional as F
 
 from genlab.errors import require
-from genlab.models.base import GenerativeModel, build_net, plain
+from genlab.models.base import GenerativeModel, build_net, build_optimizer, check_optimizer, plain
 from genlab.models.losses import gaussian_kl
 
-RECON_LOSSES = ("mse", "bce")
+#: the likelihood p(x|z) each reconstruction loss implies (evaluate.py writes it beside the bounds)
+LIKELIHOODS = {
+    "mse": "Gaussian, fixed variance 1/2 per pixel: -log p(x|z) = sum sq. error + D/2 log(pi)",
+    "bce": "Bernoulli on the decoder logits: -log p(x|z) = summed binary cross-entropy",
+}
+RECON_LOSSES = tuple(LIKELIHOODS)
 POSTERIOR_SCALES = ("log_std", "log_var")
+DEFAULT_OPTIMIZER = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 2e-4, "betas": [0.9, 0.999]}
+
+
+def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, exp(logvar)) summed over the last dimension."""
+    return -0.5 * (((z - mu) ** 2) / logvar.exp() + logvar + math.log(2 * math.pi)).sum(-1)
 
 
 class VAE(GenerativeModel):
@@ -22,7 +34,18 @@ class VAE(GenerativeModel):
     The encoder outputs 2 x `latent_dim` numbers: the posterior mean and its log-std (study A) or
     log-variance (study B), chosen by `posterior_scale`. Losses are summed per image and averaged over
     the batch, so `recon` and `kl` are in nats-like units per image, not per pixel.
+
+    The likelihood p(x|z) is the one `recon_loss` implies:
+    - `bce`: Bernoulli with the decoder's logits, -log p(x|z) = BCE summed over pixels;
+    - `mse`: Gaussian with mean sigmoid(logits) and FIXED variance 1/2 per pixel, the variance for which the
+      summed squared error is exactly the negative log-density up to a constant:
+      -log p(x|z) = sum (x - mean)^2 + (D/2) log(pi), D = number of pixel values.
+    Its bounds are lower bounds on log p(x) (higher is better); they are densities for `mse`, so only
+    comparable between models with the same likelihood.
     """
+
+    can_encode = True
+    has_likelihood = True
 
     def __init__(
         self,
@@ -30,19 +53,19 @@ class VAE(GenerativeModel):
         decoder: Mapping[str, Any],
         image_shape: Sequence[int],
         latent_dim: int = 20,
-        lr: float = 2e-4,
-        betas: Sequence[float] = (0.9, 0.999),
+        optimizer: Mapping[str, Any] = DEFAULT_OPTIMIZER,
+        scheduler: Mapping[str, Any] | None = None,
         beta: float = 1.0,
         recon_loss: str = "mse",
         posterior_scale: str = "log_std",
         pixel_range: Sequence[float] = (0.0, 1.0),
     ) -> None:
-        encoder, decoder, image_shape, betas, pixel_range = map(
-            plain, (encoder, decoder, image_shape, betas, pixel_range)
+        encoder, decoder, image_shape, optimizer, scheduler, pixel_range = map(
+            plain, (encoder, decoder, image_shape, optimizer, scheduler, pixel_range)
         )
         super().__init__(image_shape, latent_dim, pixel_range)
         self.save_hyperparameters(logger=False)  # train() logs the whole run config instead
-        require(lr > 0, "model.lr", lr, "must be > 0 (the study uses 2e-4)")
+        check_optimizer(optimizer, "model.optimizer")
         require(beta >= 0, "model.beta", beta, "must be >= 0 (1 is the ELBO)")
         require(recon_loss in RECON_LOSSES, "model.recon_loss", recon_loss, f"choose one of {RECON_LOSSES}")
         require(
@@ -103,13 +126,63 @@ class VAE(GenerativeModel):
             per_pixel = (self.output_activation(logits) - images).pow(2)
         return per_pixel.flatten(1).sum(dim=1)
 
-    def loss(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The negative ELBO's terms, each averaged over the batch: loss = recon + beta * kl."""
+    @property
+    def likelihood(self) -> str:
+        """The likelihood p(x|z) that the bounds are computed with."""
+        return LIKELIHOODS[self.hparams.recon_loss]
+
+    def likelihood_constant(self, images: torch.Tensor) -> float:
+        """-log p(x|z) minus the reconstruction loss: (D/2) log(pi) for `mse`, 0 for `bce`."""
+        return 0.5 * images[0].numel() * math.log(math.pi) if self.hparams.recon_loss == "mse" else 0.0
+
+    def log_likelihood(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per image [N]."""
+        return -(self.reconstruction_loss(logits, images) + self.likelihood_constant(images))
+
+    def elbo_terms(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per image, at one reparameterised posterior sample: the reconstruction loss and
+        KL[q(z|x) || N(0, I)] (in closed form)."""
         mu, logvar = self.encode(images)
         logits = self.decode_logits(self.reparameterize(mu, logvar))
-        recon = self.reconstruction_loss(logits, images).mean()
-        kl = gaussian_kl(mu, logvar).mean()
+        return self.reconstruction_loss(logits, images), gaussian_kl(mu, logvar)
+
+    def loss(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The negative ELBO's terms, each averaged over the batch: loss = recon + beta * kl."""
+        recon, kl = self.elbo_terms(images)
+        recon, kl = recon.mean(), kl.mean()
         return {"loss": recon + self.hparams.beta * kl, "recon": recon, "kl": kl}
+
+    @torch.no_grad()
+    def elbo(self, images: torch.Tensor, n_samples: int = 1) -> torch.Tensor:
+        """log p(x|z) - KL[q(z|x) || N(0, I)] per image [N], E_q by `n_samples` draws: a bound on log p(x)."""
+        draws = [self.elbo_terms(images) for _ in range(n_samples)]
+        recon = torch.stack([recon for recon, _ in draws]).mean(0)
+        return -(recon + self.likelihood_constant(images)) - draws[0][1]
+
+    @torch.no_grad()
+    def iwae_bound(self, images: torch.Tensor, k: int, chunk: int = 500) -> torch.Tensor:
+        """log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x), per image [N]; k=1 is a one-sample ELBO."""
+        require(k >= 1, "iwae_k", k, "must be a positive integer (e.g. 5000 for a final number)")
+        mu, logvar = self.encode(images)
+        log_weights = []
+        for start in range(0, k, chunk):
+            n = min(chunk, k - start)
+            z = mu.unsqueeze(1) + torch.randn(len(images), n, mu.shape[1], device=mu.device) * (
+                0.5 * logvar
+            ).exp().unsqueeze(1)
+            logits = self.decode_logits(z.flatten(0, 1))
+            repeated = images.unsqueeze(1).expand(-1, n, *images.shape[1:]).flatten(0, 1)
+            log_px = self.log_likelihood(logits, repeated).view(len(images), n)
+            log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
+            log_qz = gaussian_log_density(z, mu.unsqueeze(1), logvar.unsqueeze(1))
+            log_weights.append(log_px + log_pz - log_qz)
+        return torch.logsumexp(torch.cat(log_weights, dim=1), dim=1) - math.log(k)
+
+    @torch.no_grad()
+    def reconstruction_error(self, images: torch.Tensor) -> torch.Tensor:
+        """The reconstruction loss of each image at its posterior mean [N]."""
+        mu, _ = self.encode(images)
+        return self.reconstruction_loss(self.decode_logits(mu), images)
 
     def _step(self, batch, stage: str) -> torch.Tensor:
         images, _ = batch
@@ -132,8 +205,10 @@ class VAE(GenerativeModel):
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "val")
 
-    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "test")
-
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=tuple(self.hparams.betas))
+    def configure_optimizers(self):
+        optimizer, scheduler = build_optimizer(
+            self.hparams.optimizer, self.hparams.scheduler, self.parameters()
+        )
+        if scheduler is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}

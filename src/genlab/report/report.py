@@ -1,4 +1,5 @@
-"""The VAE-vs-GAN report of a sweep: SWEEP_DIR/report.md, report.csv, runs.csv and figures/ (`compare.py`)."""
+"""The comparison report of a sweep (VAE vs GAN, or any genlab models): SWEEP_DIR/report.md, report.csv,
+runs.csv and figures/ (`compare.py`)."""
 
 from __future__ import annotations
 
@@ -11,24 +12,19 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from genlab.sweeps.runs import Run, label_configurations, read_sweep
+from genlab.report.runs import Run, job_order, label_configurations, read_sweep
 
 #: which way is better for the metrics evaluate.py writes; metrics not listed are shown but not judged
 HIGHER_IS_BETTER = {
     "fid": False,
     "kid_mean": False,
-    "kid": False,
     "precision": True,
     "recall": True,
     "density": True,
     "coverage": True,
     "test_elbo": True,
     "iwae": True,
-    "inception_score": True,
-    "is_mean": True,
 }
-#: the training curves of each model (logged per step)
-CURVE_TAGS = {"VAE": ("train/loss", "train/recon", "train/kl"), "GAN": ("train/d_loss", "train/g_loss")}
 
 
 @dataclass
@@ -82,10 +78,21 @@ def columns(rows: Sequence[Row]) -> list[str]:
     return judged + sorted(names - set(judged))
 
 
-def winners(rows: Sequence[Row]) -> list[tuple[str, str, str, float, str, float]]:
-    """Per dataset and judged metric: (data, metric, winner, its best mean, loser, its best mean), comparing
-    each model's best configuration."""
+def models_in_order(rows: Sequence[Row]) -> list[str]:
+    """The models of a sweep, in the order of their first job (`model=vae,gan`: VAE, then GAN)."""
+    first = {}
+    for row in rows:
+        for run in row.runs:
+            key = job_order(run.path)
+            first[row.model] = min(first.get(row.model, key), key)
+    return sorted(first, key=first.__getitem__)
+
+
+def winners(rows: Sequence[Row]) -> list[tuple[str, str, list[tuple[str, float]]]]:
+    """Per dataset and judged metric that at least two models share: (data, metric, ranking), the ranking
+    being (model, its best configuration's mean) from best to worst (ties keep the sweep's model order)."""
     results = []
+    order = models_in_order(rows)
     for data in sorted({row.data for row in rows}):
         for metric, higher in HIGHER_IS_BETTER.items():
             best: dict[str, float] = {}
@@ -94,17 +101,26 @@ def winners(rows: Sequence[Row]) -> list[tuple[str, str, str, float, str, float]
                     value = row.mean[metric]
                     if row.model not in best or (value > best[row.model]) == higher:
                         best[row.model] = value
-            if {"VAE", "GAN"} <= best.keys():
-                ranked = sorted(("VAE", "GAN"), key=lambda model: best[model], reverse=higher)
-                results.append((data, metric, ranked[0], best[ranked[0]], ranked[1], best[ranked[1]]))
+            if len(best) >= 2:
+                ranked = sorted((m for m in order if m in best), key=best.__getitem__, reverse=higher)
+                results.append((data, metric, [(model, best[model]) for model in ranked]))
     return results
 
 
+def verdict(data: str, metric: str, ranking: Sequence[tuple[str, float]]) -> str:
+    """One summary line: who wins on `metric`, or which models tie for first."""
+    (winner, best), (runner_up, other) = ranking[0], ranking[1]
+    if best == other:
+        tied = [model for model, value in ranking if value == best]
+        return f"- {data}: {' and '.join(tied)} tie on {metric} ({best:.4g})"
+    return f"- {data}: **{winner}** wins on {metric} ({best:.4g} vs {runner_up} {other:.4g})"
+
+
 def curves_figure(runs: Sequence[Run], model: str, data: str) -> Figure | None:
-    """Every run's training curves of one model on one dataset, overlaid (one panel per loss term).
+    """Every run's training curves of one model on one dataset, overlaid (one panel per train/ scalar).
 
     A pyplot-free Figure: works headless (compare.py) and shows inline in a notebook."""
-    tags = [tag for tag in CURVE_TAGS.get(model, ()) if any(tag in run.scalars for run in runs)]
+    tags = sorted({tag for run in runs for tag in run.scalars if tag.startswith("train/")})
     if not tags:
         return None
     figure = Figure(figsize=(5 * len(tags), 3.6))
@@ -126,8 +142,8 @@ def curves_figure(runs: Sequence[Run], model: str, data: str) -> Figure | None:
 
 
 def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
-    """The final sample grids of the VAE and the GAN on one dataset, side by side (first successful seed of
-    each model's first configuration that saved samples)."""
+    """The final sample grids of each model on one dataset, side by side (first successful seed of each
+    model's first configuration that saved samples)."""
     shown = {}
     for row in rows:
         if row.data == data and row.model not in shown:
@@ -138,7 +154,9 @@ def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
         return None
     figure = Figure(figsize=(5 * len(shown), 5.4))
     axes = figure.subplots(1, len(shown), squeeze=False)
-    for axis, (model, run) in zip(axes[0], sorted(shown.items(), reverse=True), strict=True):
+    models = [model for model in models_in_order(rows) if model in shown]
+    for axis, model in zip(axes[0], models, strict=True):
+        run = shown[model]
         axis.imshow(imread(run.images["samples"]), cmap="gray")
         axis.set_title(
             f"{model} on {data}\n{run.configuration} seed={run.seed}\n{run.images['samples'].name}",
@@ -228,15 +246,9 @@ def write_report(sweep_dir: str | Path) -> Path:
         "## Summary",
         "",
     ]
-    verdicts = winners(rows)
-    lines += [
-        f"- {data}: **{winner}** wins on {metric} ({best:.4g} vs {loser} {other:.4g})"
-        if best != other
-        else f"- {data}: VAE and GAN tie on {metric} ({best:.4g})"
-        for data, metric, winner, best, loser, other in verdicts
-    ] or [
+    lines += [verdict(*result) for result in winners(rows)] or [
         "- No metric that both models share (run `python evaluate.py ckpt_path=...` on each run for FID, "
-        "KID, precision/recall): the losses below are not comparable between a VAE and a GAN."
+        "KID, precision/recall): the losses below are not comparable between different models."
     ]
     lines += ["", "## Final values per configuration", ""]
     header = ["data", "model", "configuration", "runs", *names]
@@ -261,14 +273,14 @@ def write_report(sweep_dir: str | Path) -> Path:
 
     lines += ["", "## Training curves", ""]
     for data in sorted({run.data for run in runs}):
-        for model in ("VAE", "GAN"):
+        for model in models_in_order(rows):
             selected = [run for run in runs if run.data == data and run.model == model]
             name = f"curves_{data}_{model.lower()}.png"
             figure = curves_figure(selected, model, data) if selected else None
             if figure is not None:
                 figure.savefig(figures / name, dpi=110)
                 lines += [f"![{model} on {data}](figures/{name})", ""]
-    lines += ["## Final samples, VAE vs GAN", ""]
+    lines += ["## Final samples, side by side", ""]
     for data in sorted({run.data for run in runs}):
         name = f"samples_{data}.png"
         figure = samples_figure(rows, data)

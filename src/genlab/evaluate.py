@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.checkpoints import load_model, read_checkpoint
-from genlab.errors import CheckpointError, ConfigError, DataError, GenlabError, require
-from genlab.metrics import classifier, distribution, likelihood
-from genlab.metrics.cache import cache_dir
+from genlab.cache import cache_dir
+from genlab.checkpoints import checkpoint_datamodule, load_model
+from genlab.errors import CheckpointError, exits_on_error, require
+from genlab.hparams import add_to_run
+from genlab.metrics import classifier, distribution
 from genlab.metrics.inception import (
     FEATURE_NET,
     INPUT_SIZE,
@@ -29,39 +27,16 @@ from genlab.metrics.inception import (
     shared_inception,
     to_uint8,
 )
-from genlab.metrics.reference import dataset_name, reference_features, subset_indices
+from genlab.metrics.likelihood import likelihood_scores
+from genlab.metrics.reference import reference_features, subset_indices
+from genlab.models.base import class_path
 
 log = logging.getLogger(__name__)
-
-DATA_TARGETS = {"mnist": "genlab.data.MNISTDataModule", "imagenette": "genlab.data.ImagenetteDataModule"}
 
 
 def run_dir(ckpt_path: Path) -> Path:
     """<run>/checkpoints/last.ckpt -> <run>; a checkpoint elsewhere -> its folder."""
     return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
-
-
-def data_config(
-    cfg: DictConfig, ckpt_path: Path, image_shape: tuple[int, ...], pixel_range
-) -> dict[str, Any]:
-    """The data the model is compared with: its run's `data` config (config.yaml beside the checkpoint), else
-    inferred from its image shape (1x28x28 -> MNIST, 3xSxS -> Imagenette at S px); non-null `data.*` win,
-    and a `data._target_` of another data module starts from that module's defaults."""
-    overrides = {key: value for key, value in OmegaConf.to_container(cfg.data).items() if value is not None}
-    saved = run_dir(ckpt_path) / "config.yaml"
-    if "_target_" in overrides:
-        data = {}
-    elif saved.is_file() and "data" in (run_cfg := OmegaConf.load(saved)):
-        data = OmegaConf.to_container(run_cfg.data, resolve=False)
-    elif tuple(image_shape) == (1, 28, 28):
-        data = {"_target_": DATA_TARGETS["mnist"]}
-    else:
-        data = {"_target_": DATA_TARGETS["imagenette"], "image_size": int(image_shape[-1])}
-    data.update(overrides)
-    data.setdefault("data_dir", cfg.paths.data_dir)
-    data["pixel_range"] = list(pixel_range)
-    data["download"] = False
-    return data
 
 
 def generate_uint8(model, n: int, seed: int, batch_size: int) -> torch.Tensor:
@@ -106,21 +81,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
         raise CheckpointError("ckpt_path is missing: add ckpt_path=<run dir>/checkpoints/last.ckpt")
     ckpt_path = Path(cfg.ckpt_path).expanduser().resolve()
-    record = read_checkpoint(ckpt_path)["genlab"]
     model = load_model(ckpt_path)
-    data_cfg = data_config(cfg, ckpt_path, model.image_shape, model.pixel_range)
-    try:
-        datamodule = instantiate(data_cfg)
-    except InstantiationException as error:
-        raise ConfigError(
-            f"data={data_cfg} cannot be built ({error.__cause__ or error}): fix the data.* keys"
-        ) from error
-    if tuple(datamodule.image_shape) != tuple(model.image_shape):
-        raise DataError(
-            f"data {data_cfg['_target_'].rsplit('.', 1)[-1]} gives images {list(datamodule.image_shape)}, "
-            f"but ckpt_path={str(ckpt_path)!r} holds a model of {list(model.image_shape)}: evaluate it on "
-            "the data it was trained on (e.g. data.image_size=<its size> for Imagenette)"
-        )
+    datamodule = checkpoint_datamodule(ckpt_path, model, OmegaConf.to_container(cfg.data))
     datamodule.check_available()
     split = cfg.reference.split
     require(split in ("train", "val", "test"), "reference.split", split, "choose train, val or test")
@@ -141,7 +103,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     metrics: dict[str, Any] = compare(real, fake, cfg)
     metrics["real_floor"] = compare(real, floor_real, cfg)
-    if dataset_name(datamodule) == "mnist" and cfg.classifier:
+    if datamodule.name == "mnist" and cfg.classifier:
         net, info = classifier.load_or_train(datamodule, cache)
         histogram, entropy = classifier.class_histogram(classifier.predict(net, samples))
         reference_images = datamodule.split_images(split)
@@ -153,12 +115,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         # the floor's classes: those of the real reference images themselves
         metrics["real_floor"].update(class_histogram=real_histogram, class_entropy=real_entropy)
         metrics["classifier_test_accuracy"] = info["test_accuracy"]
-    if record["model"] == "VAE":
+    if model.has_likelihood:
         test = datamodule.split_images("test")
         test = test[subset_indices(len(test), cfg.vae.n_test_images, cfg.seed)]
         test_images = datamodule.to_model_range(test)
         metrics.update(
-            likelihood.vae_scores(
+            likelihood_scores(
                 model, test_images, test_images[: cfg.vae.iwae_n_images], cfg.vae.iwae_k, seed=cfg.seed
             )
         )
@@ -166,9 +128,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "metrics": metrics,
         "protocol": {
             "ckpt_path": str(ckpt_path),
-            "model": record["model"],
+            "model": type(model).__name__,
+            "model_target": class_path(model),
             "image_shape": list(model.image_shape),
-            "dataset": dataset_name(datamodule),
+            "dataset": datamodule.name,
             "data_dir": str(datamodule.data_dir),
             "n_samples": cfg.n_samples,
             "seed": cfg.seed,
@@ -182,12 +145,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "nearest_k": cfg.nearest_k,
             **(
                 {
-                    "likelihood": likelihood.LIKELIHOODS[model.hparams.recon_loss],
+                    "likelihood": model.likelihood,
                     "iwae_k": cfg.vae.iwae_k,
                     "iwae_n_images": min(cfg.vae.iwae_n_images, len(test)),
                     "test_images": len(test),
                 }
-                if record["model"] == "VAE"
+                if model.has_likelihood
                 else {}
             ),
             "seconds": round(time.time() - started, 1),
@@ -198,6 +161,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
     print(f"wrote {out}")
+    if add_to_run(run_dir(ckpt_path), metrics):
+        print(f"added to the HParams tab of {run_dir(ckpt_path) / 'tensorboard'}")
     return result
 
 
@@ -222,11 +187,7 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@exits_on_error
 def run(cfg: DictConfig) -> dict[str, Any]:
     """`evaluate` for the command line: a genlab error prints `error: ...` and exits 1."""
-    try:
-        return evaluate(cfg)
-    except GenlabError as error:
-        log.error("%s", error)
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(1) from None
+    return evaluate(cfg)

@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from genlab.errors import GenlabError
-from genlab.sweeps.failures import read_failure
+from genlab.launch.failures import read_failure
 
 #: the picture tags of genlab's image callbacks: <run dir>/images/<tag>/epoch_XXX.png
 IMAGE_TAGS = ("samples", "interpolation", "interpolation_real", "reconstructions")
@@ -23,6 +23,7 @@ class Run:
     """One job of a sweep, as found on disk."""
 
     path: Path
+    #: the model's class name (from its config's `_target_`), a label for tables and figures
     model: str
     data: str
     seed: int | None
@@ -126,6 +127,11 @@ def read_run(run_dir: Path) -> Run:
     return run
 
 
+def job_order(run_dir: Path) -> tuple[bool, int, str]:
+    """Sort key of a sweep's job folders: by job number (0, 1, ..., 10), then other names."""
+    return (not run_dir.name.isdigit(), int(run_dir.name) if run_dir.name.isdigit() else 0, run_dir.name)
+
+
 def read_sweep(sweep_dir: str | Path) -> list[Run]:
     """Every run of a sweep dir (its numbered job folders), in job order."""
     sweep_dir = Path(sweep_dir)
@@ -139,7 +145,7 @@ def read_sweep(sweep_dir: str | Path) -> list[Run]:
             f"no runs in {str(sweep_dir)!r} (no */.hydra/overrides.yaml): pass the folder of a "
             "`python train.py -m ...` sweep, e.g. outputs/vae_vs_gan/multiruns/<time>"
         )
-    run_dirs.sort(key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
+    run_dirs.sort(key=job_order)
     runs = [read_run(run_dir) for run_dir in run_dirs]
     label_configurations(runs)
     return runs

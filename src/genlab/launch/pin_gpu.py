@@ -1,4 +1,4 @@
-"""A Hydra callback that pins every sweep job to its own GPU (see genlab.sweeps.gpu_pool for the design)."""
+"""A Hydra callback that pins every sweep job to its own GPU (see genlab.launch.gpu_pool for the design)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from genlab.errors import GenlabError
-from genlab.sweeps.gpu_pool import GPUPool, visible_gpus
+from genlab.launch.gpu_pool import GPUPool, visible_gpus
 
 log = logging.getLogger(__name__)
 

@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import traceback
 from pathlib import Path
 from typing import Any
 
-import lightning as L
+from genlab.errors import DivergedError
 
-from genlab.errors import GenlabError
-
-#: written into a run dir when its job fails; genlab.sweeps.report marks the run failed with its reason
+#: written into a run dir when its job fails; genlab.report marks the run failed with its reason
 FAILURE_FILE = "failed.json"
-
-
-class DivergedError(GenlabError):
-    """A training loss became NaN or infinite."""
-
-
-class StopOnNonFiniteLoss(L.Callback):
-    """Stop a run as soon as a logged training loss is NaN/inf, instead of training on garbage to the end."""
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        for name, value in trainer.callback_metrics.items():
-            if name.startswith("train/") and name.endswith("loss") and not math.isfinite(float(value)):
-                raise DivergedError(
-                    f"{name} = {float(value)} at step {trainer.global_step} (epoch {trainer.current_epoch}): "
-                    "the run diverged; lower the learning rate or clip gradients (model.grad_clip)"
-                )
 
 
 def record_failure(output_dir: str | Path, error: BaseException) -> Path:
