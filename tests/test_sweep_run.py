@@ -1,10 +1,12 @@
-"""Real sweeps (`python train.py -m ...`) on fake data: 2 jobs in parallel, a failing job, submitit."""
+"""Real sweeps (`python train.py -m ...`) on fake data: 2 jobs in parallel, a failing job, submitit (slow:
+`make test-slow` runs them)."""
 
 import os
 import re
 import subprocess
 import sys
 
+import pytest
 from helpers import ROOT
 
 from genlab.report.report import write_report
@@ -35,6 +37,7 @@ def sweep(sweep_dir, mnist_dir, *overrides):
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
 
 
+@pytest.mark.slow
 def test_two_jobs_in_parallel_and_a_failing_job_does_not_stop_the_sweep(tmp_path, mnist_dir):
     sweep_dir = tmp_path / "sweep"
     done = sweep(sweep_dir, mnist_dir, "hydra/launcher=local_gpus", "model=vae", "data.batch_size=-1,16")
@@ -53,6 +56,7 @@ def test_two_jobs_in_parallel_and_a_failing_job_does_not_stop_the_sweep(tmp_path
     assert "## Failed runs" in report and "data.batch_size=-1" in report
 
 
+@pytest.mark.slow
 def test_submitit_local_executor_runs_a_two_job_sweep(tmp_path, mnist_dir):
     sweep_dir = tmp_path / "sweep"
     done = sweep(sweep_dir, mnist_dir, "hydra/launcher=submitit_local", "model=gan", "seed=1,2")

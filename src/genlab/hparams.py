@@ -11,24 +11,35 @@ from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 #: config sections that say where things go, not what the experiment is
 NOT_HYPERPARAMETERS = ("paths", "callbacks", "logger", "hydra", "ckpt_path")
-#: the final metrics shown beside the hyperparameters are logged under this prefix (not to mix them with the
-#: per-step curves: Lightning writes them as scalars at step 0)
+#: the final metrics shown beside the hyperparameters are logged under this prefix, apart from the curves
 PREFIX = "hparams/"
 TENSORBOARD_DIR = "tensorboard"
 
 
 def chosen_hparams(cfg: DictConfig) -> dict[str, Any]:
-    """The run's resolved config without its file locations and plumbing (Lightning flattens it to
-    `model/optimizer/lr`-style names)."""
+    """The run's resolved config without its file locations and plumbing."""
     config = OmegaConf.to_container(cfg, resolve=True)
     return {key: value for key, value in config.items() if key not in NOT_HYPERPARAMETERS}
 
 
-def final_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
-    """The finite scalar metrics worth a column: validation and training values, and evaluate.py's numbers."""
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
+    """Nested settings -> {'model/optimizer/lr': 0.0002, ...}, values TensorBoard can show (lists as text)."""
+    flat: dict[str, bool | int | float | str] = {}
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            flat |= flatten(value, f"{prefix}{key}/")
+        else:
+            flat[f"{prefix}{key}"] = value if isinstance(value, bool | int | float | str) else str(value)
+    return flat
+
+
+def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The finite scalars worth a column, under PREFIX: validation and training values, evaluate.py's."""
     return {
         f"{PREFIX}{name}": float(value)
         for name, value in metrics.items()
@@ -37,32 +48,32 @@ def final_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
 
 
 def log_hparams(loggers: Iterable[Any], params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
-    """Write the hyperparameters with `metrics` to every TensorBoard logger (the HParams tab)."""
+    """Write the hyperparameters and `metrics` to every TensorBoard logger (its HParams tab).
+
+    Written by hand rather than with `TensorBoardLogger.log_hyperparams(params, metrics)`: that also writes an
+    experiment summary, which fixes the metric columns to this run's metrics at this moment, and TensorBoard
+    shows only one run's such summary for a whole sweep, so evaluate.py's later FID would never appear.
+    Without it TensorBoard takes the columns from every run's scalars, those added later included.
+    """
     values = final_metrics(metrics)
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger) and values:
-            logger.log_hyperparams(dict(params), metrics=values)
+            logger.log_hyperparams(dict(params))  # hparams.yaml beside the events
+            logger.log_metrics(values, step=0)
+            _, session_start, session_end = hparams_summary(flatten(params), values)
+            writer = logger.experiment._get_file_writer()
+            writer.add_summary(session_start)
+            writer.add_summary(session_end)
             logger.save()
 
 
-def add_to_run(run_dir: Path, metrics: Mapping[str, float]) -> bool:
-    """Add `metrics` (evaluate.py's) to a run's HParams entry, beside those train.py logged; False when the
-    run has no TensorBoard log to add them to."""
+def add_to_run(run_dir: Path, metrics: Mapping[str, Any]) -> bool:
+    """Add `metrics` (evaluate.py's) to a run's HParams row, beside those train.py logged; False when the run
+    has no TensorBoard log."""
     log_dir = Path(run_dir) / TENSORBOARD_DIR
-    if not (log_dir / "hparams.yaml").is_file():
+    if not any(log_dir.glob("events.out.tfevents.*")):
         return False
-    from lightning.pytorch.core.saving import load_hparams_from_yaml
-
-    from genlab.report.runs import read_tensorboard
-
-    earlier = {
-        tag.removeprefix(PREFIX): points[-1][1]
-        for tag, points in read_tensorboard(log_dir).items()
-        if tag.startswith(PREFIX) and points
-    }
-    logger = TensorBoardLogger(
-        save_dir=str(run_dir), name=TENSORBOARD_DIR, version="", default_hp_metric=False
-    )
-    log_hparams([logger], load_hparams_from_yaml(str(log_dir / "hparams.yaml")), earlier | dict(metrics))
-    logger.finalize("success")
+    with SummaryWriter(str(log_dir)) as writer:
+        for tag, value in final_metrics(metrics).items():
+            writer.add_scalar(tag, value, global_step=0)
     return True
