@@ -59,6 +59,20 @@ def data_overrides(data: str, mnist_dir: Path, imagenette_dir: Path, cache_dir: 
     ]
 
 
+# Six samples against six real images, KID on subsets of three: seconds of Inception on a CPU.
+SMALL_EVAL = (
+    "n_samples=6",
+    "reference.n_images=6",
+    "kid.subsets=5",
+    "kid.subset_size=3",
+    "nearest_k=2",
+    "batch_size=6",
+    "vae.iwae_k=4",
+    "vae.iwae_n_images=4",
+    "vae.n_test_images=20",
+)
+
+
 def build_model(cfg):
     """The run's model from a composed config, as train.py builds it: its image shape is the data's."""
     from hydra.utils import instantiate

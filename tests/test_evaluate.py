@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import SMALL_EVAL
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -22,18 +23,6 @@ TINY_TRAINING = (
     "+trainer.limit_train_batches=2",
     "+trainer.limit_val_batches=1",
     "logger=none",
-)
-# Six samples against six real images, KID on subsets of three: seconds of Inception on a CPU.
-SMALL = (
-    "n_samples=6",
-    "reference.n_images=6",
-    "kid.subsets=5",
-    "kid.subset_size=3",
-    "nearest_k=2",
-    "batch_size=6",
-    "vae.iwae_k=4",
-    "vae.iwae_n_images=4",
-    "vae.n_test_images=20",
 )
 
 
@@ -74,7 +63,7 @@ def trained_checkpoint(make_cfg, *overrides: str, run: str = "run") -> Path:
 
 def test_evaluate_a_vae_then_a_gan_end_to_end(make_cfg, eval_cfg, capsys):
     vae_ckpt = trained_checkpoint(make_cfg)
-    result = evaluate(eval_cfg(f"ckpt_path={vae_ckpt}", *SMALL))
+    result = evaluate(eval_cfg(f"ckpt_path={vae_ckpt}", *SMALL_EVAL))
     written = json.loads((vae_ckpt.parents[1] / "metrics.json").read_text())
     assert written == json.loads(json.dumps(result))
     metrics, protocol = written["metrics"], written["protocol"]
@@ -105,7 +94,7 @@ def test_evaluate_a_vae_then_a_gan_end_to_end(make_cfg, eval_cfg, capsys):
 
     gan_ckpt = trained_checkpoint(make_cfg, "model=gan", run="gan_run")
     out = gan_ckpt.parent / "gan_metrics.json"
-    gan = evaluate(eval_cfg(f"ckpt_path={gan_ckpt}", f"out={out}", "classifier=false", *SMALL))
+    gan = evaluate(eval_cfg(f"ckpt_path={gan_ckpt}", f"out={out}", "classifier=false", *SMALL_EVAL))
     assert json.loads(out.read_text())["protocol"]["model"] == "GAN"
     assert "iwae" not in gan["metrics"] and "class_histogram" not in gan["metrics"]
     # The real-vs-real floor used the cached reference features: the same numbers for both models.

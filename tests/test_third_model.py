@@ -11,21 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT
+from helpers import ROOT, SMALL_EVAL
 
 HERE = Path(__file__).resolve().parent
-SMALL_EVAL = [
-    "n_samples=6",
-    "reference.n_images=6",
-    "kid.subsets=5",
-    "kid.subset_size=3",
-    "nearest_k=2",
-    "batch_size=6",
-    "classifier=false",
-    "vae.iwae_k=4",
-    "vae.iwae_n_images=4",
-    "vae.n_test_images=20",
-]
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -72,6 +60,7 @@ def test_a_third_model_from_the_command_line(mnist_dir, tmp_path):
             "evaluate.py",
             f"ckpt_path={sweep_dir / job / 'checkpoints' / 'last.ckpt'}",
             *SMALL_EVAL,
+            "classifier=false",
             cwd=tmp_path,
         )
     third = json.loads((sweep_dir / "0" / "metrics.json").read_text())

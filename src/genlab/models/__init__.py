@@ -1,7 +1,6 @@
-"""LightningModules: the training logic of the VAE and the GAN (their nets live in genlab.nets)."""
+"""LightningModules: the training logic of each model (their nets live in genlab.nets)."""
 
-from genlab.models.base import GenerativeModel
-from genlab.models.gan import GAN
-from genlab.models.vae import VAE
-
-__all__ = ["GAN", "VAE", "GenerativeModel"]
+# Re-exported (`X as X`) so configs can name `genlab.models.VAE`.
+from genlab.models.base import GenerativeModel as GenerativeModel
+from genlab.models.gan import GAN as GAN
+from genlab.models.vae import VAE as VAE
