@@ -164,3 +164,26 @@ def test_train_py_shows_the_slurm_settings_of_a_sweep(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in result.stdout
     assert "partition: gpu" in result.stdout and "mode: MULTIRUN" in result.stdout
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_optimizers_and_lr_schedulers_are_config(make_cfg, model):
+    """AdamW instead of Adam and a StepLR schedule, for the VAE and both GAN optimisers, by config alone."""
+    keys = ["optimizer"] if model == "vae" else ["optimizer_g", "optimizer_d"]
+    cfg = make_cfg(
+        f"model={model}",
+        "trainer.max_epochs=2",
+        "+trainer.limit_train_batches=2",
+        "+trainer.limit_val_batches=1",
+        "logger=none",
+        *[f"model.{key}._target_=torch.optim.AdamW" for key in keys],
+        "model.scheduler={_target_: torch.optim.lr_scheduler.StepLR, _partial_: true, step_size: 1, "
+        "gamma: 0.5}",
+    )
+    train(cfg)
+    checkpoint = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert len(checkpoint["optimizer_states"]) == len(checkpoint["lr_schedulers"]) == len(keys)
+    for state, schedule in zip(checkpoint["optimizer_states"], checkpoint["lr_schedulers"], strict=True):
+        group = state["param_groups"][0]
+        assert group["weight_decay"] == 0.01  # AdamW's default; Adam's is 0
+        assert schedule["gamma"] == 0.5 and group["lr"] < 2e-4  # the schedule stepped
