@@ -39,6 +39,11 @@ def require(condition: bool, key: str, value: object, allowed: str) -> None:
         raise ConfigError(f"{key}={value!r} is invalid: {allowed}.")
 
 
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (torchvision's download errors span several)."""
+    return " ".join(str(error).split())
+
+
 def exits_on_error(job: Callable[P, R]) -> Callable[P, R]:
     """For the command line: a GenlabError prints `error: <message>` and exits 1, without a stack trace
     (its message already names the bad value and the fix); any other error keeps its traceback."""

@@ -16,7 +16,7 @@ from torchvision.transforms.v2 import functional as F
 
 from genlab.cache import cache_dir, load_or_build
 from genlab.data.base import ImageDataModule, UInt8ImageDataset
-from genlab.errors import DataError, require
+from genlab.errors import DataError, one_line, require
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,8 @@ class ImagenetteDataModule(ImageDataModule):
         except (OSError, RuntimeError, ValueError) as error:
             raise DataError(
                 f"Imagenette ({self.size}) not found: expected {self.root / split}/<wnid>/*.JPEG, and its "
-                f"download into {self.data_dir} failed ({type(error).__name__}: {error}). Offline? Fix: set "
-                f"data.data_dir to the folder that holds {SIZES[self.size]}/, or put "
+                f"download into {self.data_dir} failed ({type(error).__name__}: {one_line(error)}). Offline? "
+                f"Fix: set data.data_dir to the folder that holds {SIZES[self.size]}/, or put "
                 f"{SIZES[self.size]}/{{train,val}}/<wnid>/*.JPEG there by hand."
             ) from error
 

@@ -9,7 +9,7 @@ import torch
 from torchvision.datasets import MNIST
 
 from genlab.data.base import ImageDataModule, UInt8ImageDataset
-from genlab.errors import DataError
+from genlab.errors import DataError, one_line
 
 IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -94,8 +94,8 @@ class MNISTDataModule(ImageDataModule):
         except (OSError, RuntimeError, ValueError) as error:
             raise DataError(
                 f"MNIST not found in {self.raw_dir}, and its download failed ({type(error).__name__}: "
-                f"{error}). Offline? Fix: set data.data_dir to the folder that holds MNIST/raw/, or put the "
-                f"files {sorted(IDX_FILES)} there."
+                f"{one_line(error)}). Offline? Fix: set data.data_dir to the folder that holds MNIST/raw/, "
+                f"or put the files {sorted(IDX_FILES)} there."
             ) from error
 
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
