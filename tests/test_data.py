@@ -7,6 +7,7 @@ import pytest
 import torch
 from helpers import write_fake_imagenette, write_fake_mnist
 
+from genlab.cache import load_or_build
 from genlab.data import ImagenetteDataModule, MNISTDataModule
 from genlab.errors import ConfigError, DataError
 
@@ -155,3 +156,22 @@ def test_imagenette_corrupt_jpeg_is_named(tmp_path):
     bad.write_bytes(bad.read_bytes()[:50])
     with pytest.raises(DataError, match=bad.name):
         ImagenetteDataModule(str(root), image_size=16, cache_dir=str(tmp_path / "c")).setup("fit")
+
+
+def test_load_or_build_rebuilds_stale_foreign_and_old_format_caches(tmp_path):
+    path, built = tmp_path / "c" / "thing.pt", []
+
+    def build():
+        built.append(1)
+        return {"x": torch.arange(3)}
+
+    assert torch.equal(load_or_build(path, {"v": 1}, build)["x"], torch.arange(3)) and len(built) == 1
+    load_or_build(path, {"v": 1}, build)
+    assert len(built) == 1  # reused
+    load_or_build(path, {"v": 2}, build)
+    assert len(built) == 2  # another key: rebuilt
+    torch.save({"key": {"v": 2}, "features": torch.zeros(1)}, path)  # an older genlab's layout
+    load_or_build(path, {"v": 2}, build)
+    path.write_bytes(b"truncated")  # a half-written file
+    load_or_build(path, {"v": 2}, build)
+    assert len(built) == 4 and not list(path.parent.glob("*.tmp"))  # saves are atomic

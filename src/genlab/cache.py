@@ -46,7 +46,7 @@ def load_or_build(path: Path | None, key: dict[str, Any], build: Callable[[], T]
         except Exception as error:
             log.warning("ignoring unreadable cache %s (%s); rebuilding it", path, error)
         else:
-            if isinstance(cached, dict) and cached.get("key") == key:
+            if isinstance(cached, dict) and cached.get("key") == key and "value" in cached:
                 log.info("loaded %s", path)
                 return cached["value"]
             log.info("%s was built from other inputs; rebuilding it", path)
