@@ -9,9 +9,11 @@ import pytest
 import torch
 from helpers import CONF_DIR, ROOT, data_overrides
 from hydra.errors import ConfigCompositionException
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from genlab.checkpoints import load_model
+from genlab.checkpoints import AtomicCheckpointIO, load_model
 from genlab.errors import CheckpointError, ConfigError
+from genlab.instantiate import build
 from genlab.models import VAE
 from genlab.train import multirun_as_override, train
 
@@ -187,3 +189,34 @@ def test_optimizers_and_lr_schedulers_are_config(make_cfg, model):
         group = state["param_groups"][0]
         assert group["weight_decay"] == 0.01  # AdamW's default; Adam's is 0
         assert schedule["gamma"] == 0.5 and group["lr"] < 2e-4  # the schedule stepped
+
+
+def test_resume_with_other_nets_names_the_keys_and_the_matching_overrides(make_cfg):
+    cfg = make_cfg("trainer.max_steps=1", "+trainer.limit_val_batches=1", "logger=none")
+    train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    with pytest.raises(CheckpointError) as error:
+        train(make_cfg(f"ckpt_path={last}", "model.decoder.hidden_dims=[64]", "model.latent_dim=8"))
+    message = str(error.value)
+    assert "model.decoder.hidden_dims: checkpoint [256, 512, 1024], this run [64]" in message
+    assert "model.decoder.hidden_dims=[256,512,1024] and model.latent_dim=20" in message
+    # an optimiser change is not an architecture change: the run resumes
+    train(make_cfg(f"ckpt_path={last}", "model.optimizer.lr=1e-3", "trainer.max_steps=2", "logger=none"))
+
+
+def test_checkpoints_are_written_atomically(make_cfg, tmp_path, monkeypatch):
+    cfg = make_cfg("trainer.max_steps=1", "+trainer.limit_val_batches=1", "logger=none")
+    trainer = build(cfg.trainer)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
+    path, io = tmp_path / "ckpts" / "last.ckpt", AtomicCheckpointIO()
+    io.save_checkpoint({"step": 1}, path)
+
+    def killed(self, checkpoint, partial, storage_options=None):
+        partial.write_bytes(b"half a checkpoint")
+        raise KeyboardInterrupt  # the job is stopped while it writes
+
+    monkeypatch.setattr(TorchCheckpointIO, "save_checkpoint", killed)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"step": 2}, path)
+    assert torch.load(path, weights_only=True) == {"step": 1}  # the previous complete file
+    assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no partial file left behind

@@ -3,6 +3,7 @@ the data that model was trained on."""
 
 from __future__ import annotations
 
+import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from genlab.data.base import ImageDataModule
 from genlab.errors import CheckpointError, ConfigError, DataError
@@ -108,3 +110,78 @@ def checkpoint_datamodule(
             "trained on (e.g. data.image_size=<its size> for Imagenette)"
         )
     return datamodule
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, but each file is written to a temporary name beside it and then
+    renamed over the target: a kill while saving (a preempted job) never leaves a truncated last.ckpt, only
+    the previous complete one. (Lightning's own save writes the target file in place.)"""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            super().save_checkpoint(checkpoint, partial, storage_options)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+
+def architecture(model_config: Mapping[str, Any], prefix: str = "model.") -> dict[str, Any]:
+    """What a model's weights depend on, flattened to override keys: its latent size, image shape and every
+    net config (a `_target_` entry that is not a `_partial_` optimizer or scheduler)."""
+    found: dict[str, Any] = {}
+    for key, value in model_config.items():
+        if key in ("latent_dim", "image_shape"):
+            found[f"{prefix}{key}"] = list(value) if isinstance(value, list | tuple) else value
+        elif isinstance(value, Mapping) and "_target_" in value and not value.get("_partial_"):
+            found |= flatten_config(value, f"{prefix}{key}.")
+    return found
+
+
+def flatten_config(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'<prefix>a.b': 1} (lists kept whole)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat |= flatten_config(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, list | tuple) else value
+    return flat
+
+
+def as_override(key: str, value: Any) -> str:
+    """A Hydra command-line override that sets `key` to `value`."""
+    if isinstance(value, list):
+        text = "[" + ",".join(str(item) for item in value) + "]"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = str(value).lower()
+    else:
+        text = str(value)
+    return f"{key}={text}"
+
+
+def check_architecture(path: str | Path, run_model: Mapping[str, Any]) -> None:
+    """Refuse to resume from a checkpoint whose nets, latent size or image shape differ from this run's model
+    config, naming the differing keys and the overrides that match the checkpoint (instead of torch's
+    'size mismatch' deep inside load_state_dict)."""
+    saved = read_checkpoint(path).get("hyper_parameters") or {}
+    theirs, ours = architecture(saved), architecture(run_model)
+    differing = sorted(key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key))
+    if not differing:
+        return
+    lines = "; ".join(
+        f"{key}: checkpoint {theirs.get(key)!r}, this run {ours.get(key)!r}" for key in differing
+    )
+    fixes = [
+        as_override(key, theirs[key]) for key in differing if key in theirs and key != "model.image_shape"
+    ]
+    if "model.image_shape" in differing:
+        fixes.append(f"the data it was trained on (images of shape {theirs.get('model.image_shape')})")
+    raise CheckpointError(
+        f"ckpt_path={str(path)!r} holds other nets than this run's config ({lines}). To resume it, run "
+        f"with the checkpoint's settings: {' and '.join(fixes)}"
+    )

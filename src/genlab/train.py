@@ -14,7 +14,7 @@ from hydra.utils import get_class
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from genlab.checkpoints import checkpoint_model_class
+from genlab.checkpoints import check_architecture, checkpoint_model_class
 from genlab.errors import CheckpointError, ConfigError, exits_on_error
 from genlab.hparams import chosen_hparams, log_hparams
 from genlab.instantiate import build, build_group
@@ -56,6 +56,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # Plain values (no OmegaConf containers): the data module's settings go into every checkpoint.
     datamodule = build(cfg.data, _convert_="all")
     datamodule.check_available()  # fail in seconds, before models and trainer are built
+    if cfg.get("ckpt_path"):
+        model_config = OmegaConf.to_container(cfg.model, resolve=True)
+        check_architecture(cfg.ckpt_path, model_config | {"image_shape": list(datamodule.image_shape)})
     # The model builds its nets from their configs; its image shape is the data's.
     model = build(cfg.model, image_shape=list(datamodule.image_shape), _recursive_=False)
     callbacks = build_group(cfg.get("callbacks"))
