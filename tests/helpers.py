@@ -7,6 +7,7 @@ import struct
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,3 +80,16 @@ def build_model(cfg):
 
     image_shape = list(instantiate(cfg.data).image_shape)
     return instantiate(cfg.model, image_shape=image_shape, _recursive_=False)
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """The two checkpoints hold equal weights and optimiser states, tensor for tensor."""
+    first, second = torch.load(a, weights_only=True), torch.load(b, weights_only=True)
+    assert first["global_step"] == second["global_step"] and first["epoch"] == second["epoch"]
+    assert first["state_dict"].keys() == second["state_dict"].keys()
+    for name, tensor in first["state_dict"].items():
+        assert torch.equal(tensor, second["state_dict"][name]), name
+    for opt_a, opt_b in zip(first["optimizer_states"], second["optimizer_states"], strict=True):
+        for index, state in opt_a["state"].items():
+            for key, value in state.items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(opt_b["state"][index][key])), key

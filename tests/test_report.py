@@ -27,6 +27,8 @@ def test_runs_are_read_with_their_status(fake_sweep):
     assert [run.path.name for run in runs] == ["0", "1", "2", "3", "4", "5"]
     assert [run.ok for run in runs] == [True, True, True, True, False, False]
     assert "nan" in runs[4].failure and "last.ckpt" in runs[5].failure
+    (runs[0].path / "finished.json").unlink()  # stopped after a checkpoint
+    assert "interrupted" in read_sweep(sweep_dir)[0].failure
     assert runs[0].metrics["settings.num_samples"] == 64  # nested metrics are flattened
     assert runs[0].images["samples"].name == "epoch_001.png"  # the final grid
     assert [step for step, _ in runs[2].scalars["train/g_loss"]] == [0, 1, 2, 3, 4]

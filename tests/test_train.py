@@ -166,6 +166,9 @@ def test_train_py_shows_the_slurm_settings_of_a_sweep(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher" in result.stdout
     assert "partition: gpu" in result.stdout and "mode: MULTIRUN" in result.stdout
+    # A signal before the time limit, and requeues that resume (train.yaml's auto_resume).
+    assert "signal_delay_s: 120" in result.stdout and "max_num_timeout: 3" in result.stdout
+    assert "genlab_resumable_sweeper" in result.stdout  # and a sweep that is run again goes on
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -16,6 +17,9 @@ log = logging.getLogger("genlab")
 class GenlabError(Exception):
     """Base class: `train.py` and the other entry points print these without a stack trace."""
 
+    #: the process's exit status when an entry point stops on this error
+    exit_code: int = 1
+
 
 class ConfigError(GenlabError, ValueError):
     """A config value is invalid (names the key, the value and what is allowed)."""
@@ -27,6 +31,17 @@ class DataError(GenlabError):
 
 class CheckpointError(GenlabError):
     """A checkpoint is missing or is not a genlab model."""
+
+
+class Interrupted(GenlabError):
+    """Training stopped by a signal after saving a checkpoint; the message says how to resume.
+
+    Exits 128 + the signal's number, as a shell reports a process killed by it: 143 for SIGTERM, 130 for
+    Ctrl-C. A sweep or a scheduler then sees the job interrupted, not finished."""
+
+    def __init__(self, message: str, signal_name: str = "SIGTERM") -> None:
+        super().__init__(message)
+        self.exit_code = 128 + int(signal.Signals[signal_name])
 
 
 class DivergedError(GenlabError):
@@ -54,7 +69,8 @@ def exits_on_error(job: Callable[P, R]) -> Callable[P, R]:
             return job(*args, **kwargs)
         except GenlabError as error:
             log.error("%s", error)
-            print(f"error: {error}", file=sys.stderr)
-            raise SystemExit(1) from None
+            prefix = "interrupted" if isinstance(error, Interrupted) else "error"
+            print(f"{prefix}: {error}", file=sys.stderr)
+            raise SystemExit(error.exit_code) from None
 
     return run

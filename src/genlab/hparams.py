@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
@@ -47,6 +48,7 @@ def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
+@rank_zero_only  # under DDP only rank 0 writes files
 def log_hparams(loggers: Iterable[Any], params: Mapping[str, Any], metrics: Mapping[str, float]) -> None:
     """Write the hyperparameters and `metrics` to every TensorBoard logger (its HParams tab).
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
+import sys
 import warnings
 from pathlib import Path
 
@@ -12,14 +14,18 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from genlab.callbacks.interrupt import CheckpointOnInterrupt
+from genlab.callbacks.random_state import RandomState
 from genlab.checkpoints import check_architecture, checkpoint_model_class
-from genlab.errors import CheckpointError, ConfigError, exits_on_error
+from genlab.errors import CheckpointError, ConfigError, Interrupted, exits_on_error
 from genlab.hparams import chosen_hparams, log_hparams
 from genlab.instantiate import build, build_group
 from genlab.launch.ddp import check_ddp_launch
 from genlab.launch.failures import record_failure
+from genlab.launch.resumable_sweep import interrupted_checkpoint, record_finished
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +49,25 @@ def check_resume(cfg: DictConfig) -> None:
         )
 
 
+def resume_interrupted(cfg: DictConfig) -> None:
+    """With `auto_resume` and no `ckpt_path`, set `ckpt_path` to the last.ckpt of an interrupted run in this
+    run's folder: a requeued SLURM job, or a sweep job run again, goes on where it stopped."""
+    if cfg.get("ckpt_path") or not cfg.get("auto_resume"):
+        return
+    checkpoint = interrupted_checkpoint(cfg.paths.output_dir)
+    if checkpoint is not None:
+        log.info("resuming the interrupted run in %s from %s", cfg.paths.output_dir, checkpoint)
+        with open_dict(cfg):
+            cfg.ckpt_path = str(checkpoint)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit one run and return its final logged metrics (what a Hydra sweeper optimises)."""
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     check_ddp_launch(cfg.trainer, in_multirun())
+    resume_interrupted(cfg)
     if rank_zero_only.rank == 0:  # DDP ranks > 0 share the run dir (see genlab.launch.ddp)
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     check_resume(cfg)
@@ -61,16 +80,46 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_architecture(cfg.ckpt_path, model_config | {"image_shape": list(datamodule.image_shape)})
     # The model builds its nets from their configs; its image shape is the data's.
     model = build(cfg.model, image_shape=list(datamodule.image_shape), _recursive_=False)
-    callbacks = build_group(cfg.get("callbacks"))
+    # Part of every run, whatever the callbacks list: a resume replays every random stream, and SIGTERM or
+    # Ctrl-C save the step reached.
+    checkpoints = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    interrupt = CheckpointOnInterrupt(checkpoints or output_dir / "checkpoints")
+    callbacks = [*build_group(cfg.get("callbacks")), RandomState(), interrupt]
     loggers = build_group(cfg.get("logger"))
     trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
-    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    try:
+        trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except SIGTERMException:  # Lightning's stop after a SIGTERM, as a SystemExit with status 0
+        raise Interrupted(interrupted_message(trainer, interrupt), interrupt.signal or "SIGTERM") from None
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
     # TensorBoard's HParams tab: this run's hyperparameters beside its final metrics.
     log_hparams(loggers, chosen_hparams(cfg), metrics)
+    if rank_zero_only.rank == 0:
+        record_finished(output_dir, metrics)  # a re-run of the sweep leaves this job alone
     log.info("finished %s: %s", output_dir, {k: round(v, 4) for k, v in sorted(metrics.items())})
     return metrics
+
+
+def resume_command(checkpoint: Path, output_dir: str) -> str:
+    """The command line that resumes this run: the same arguments, resumed from `checkpoint` in the same run
+    folder; for a sweep job, the same sweep in the same sweep folder (genlab.launch.resumable_sweep)."""
+    replaced = ("ckpt_path", "hydra.run.dir", "hydra.sweep.dir")
+    kept = [arg for arg in sys.argv[1:] if arg.split("=", 1)[0].lstrip("+~") not in replaced]
+    if in_multirun():
+        added = [f"hydra.sweep.dir={HydraConfig.get().sweep.dir}"]
+    else:
+        added = [f"ckpt_path={checkpoint}", f"hydra.run.dir={output_dir}"]
+    return shlex.join(["python", sys.argv[0], *kept, *added])
+
+
+def interrupted_message(trainer: L.Trainer, interrupt: CheckpointOnInterrupt) -> str:
+    """One line: what stopped the run, where it stood, and the command that resumes it."""
+    where = f"at step {trainer.global_step} (epoch {trainer.current_epoch})"
+    if interrupt.saved is None:
+        return f"{interrupt.signal} {where} before training began: nothing to resume; run the command again"
+    command = resume_command(interrupt.saved.resolve(), str(Path(trainer.default_root_dir).resolve()))
+    return f"{interrupt.signal} {where}, saved {interrupt.saved}; resume with: {command}"
 
 
 def multirun_as_override(argv: list[str]) -> list[str]:
@@ -112,6 +161,8 @@ def run(cfg: DictConfig) -> dict[str, float] | float:
     """
     try:
         metrics = train(cfg)
+    except Interrupted:
+        raise  # the sweep stops too: re-running it resumes this job (genlab.launch.resumable_sweep)
     except Exception as error:
         if not in_multirun():
             raise

@@ -81,5 +81,6 @@ class FIDCallback(L.Callback):
         with torch.random.fork_rng():  # KID's subsets: reproducible, and the run's RNG stream is untouched
             torch.manual_seed(self.seed)
             kid_mean, _ = self.kid.compute()
-        pl_module.log("val/fid", float(self.fid.compute()), on_epoch=True)
-        pl_module.log("val/kid", float(kid_mean), on_epoch=True)
+        # Every DDP rank draws the same seeded samples; sync_dist keeps the logged values one by construction.
+        pl_module.log("val/fid", float(self.fid.compute()), on_epoch=True, sync_dist=True)
+        pl_module.log("val/kid", float(kid_mean), on_epoch=True, sync_dist=True)

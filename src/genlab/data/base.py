@@ -8,12 +8,14 @@ per-sample PIL work is ever done.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from genlab.errors import require
 
@@ -36,6 +38,75 @@ class UInt8ImageDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.long)
         return self.images[index], self.labels[index]
+
+
+class ResumableRandomSampler(RandomSampler):
+    """torch's RandomSampler, with an epoch order that a resumed run can replay from any position.
+
+    Each epoch draws its shuffling seed from the global torch RNG exactly as RandomSampler does (so runs are
+    unchanged), records it, and can start at an offset. torch's sampler has neither: a resumed run would
+    shuffle afresh and start the epoch over. `ResumableDataLoader` counts the batches and sets the offset.
+    """
+
+    def __init__(self, data_source: Dataset) -> None:
+        super().__init__(data_source)
+        self.epoch_seed: int | None = None  # the current epoch's shuffling seed
+        self.resume_seed: int | None = None  # replay this epoch's order (set by a resumed loader)
+        self.start = 0  # the index to start the next replayed order at
+
+    def __iter__(self) -> Iterator[int]:
+        if self.resume_seed is None:
+            # RandomSampler's own draw (torch/utils/data/sampler.py), from the global RNG.
+            self.epoch_seed = int(torch.empty((), dtype=torch.int64).random_().item())
+            start = 0
+        else:
+            self.epoch_seed, start = self.resume_seed, self.start
+            self.resume_seed, self.start = None, 0
+        self.generator = torch.Generator().manual_seed(self.epoch_seed)
+        try:
+            yield from islice(super().__iter__(), start, None)
+        finally:
+            self.generator = None
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader whose position within the epoch is saved in checkpoints and restored on resume.
+
+    Lightning calls `state_dict`/`load_state_dict` on a train loader that has them (its `_Stateful` protocol)
+    and, when it resumes in the middle of an epoch, takes the remaining batches from it. The state is the
+    epoch's shuffling seed and the number of batches handed out, so the resumed epoch goes on with the same
+    order where the interrupted one stopped. Only for a `ResumableRandomSampler`.
+    """
+
+    batches_done = 0
+    _resume: dict[str, Any] | None = None
+
+    def __iter__(self) -> Iterator[Any]:
+        sampler = self.sampler
+        assert isinstance(sampler, ResumableRandomSampler), (
+            "ResumableDataLoader needs a ResumableRandomSampler"
+        )
+        resume, self._resume = self._resume, None
+        # An interrupted epoch goes on; a checkpoint at an epoch's end starts the next epoch afresh.
+        self.batches_done = 0
+        if resume is not None and resume["batches_done"] < len(self):
+            self.batches_done = resume["batches_done"]
+            sampler.resume_seed, sampler.start = resume["epoch_seed"], self.batches_done * self.batch_size
+            # torch's loader iterator draws its workers' base seed from the global RNG, which the interrupted
+            # epoch did before its checkpoint: the resumed epoch must not draw it again.
+            with torch.random.fork_rng(devices=[]):
+                batches = super().__iter__()
+        else:
+            batches = super().__iter__()
+        for batch in batches:
+            self.batches_done += 1
+            yield batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch_seed": self.sampler.epoch_seed, "batches_done": self.batches_done}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._resume = dict(state_dict) if state_dict.get("epoch_seed") is not None else None
 
 
 def _batch_as_is(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,12 +183,18 @@ class ImageDataModule(L.LightningDataModule):
         return self.to_model_range(images), labels
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self.splits[split],
+        dataset = self.splits[split]
+        # One process: a shuffle that a resumed run replays exactly. Under DDP Lightning puts its
+        # DistributedSampler (seeded by epoch) in place of any RandomSampler.
+        distributed = self.trainer is not None and self.trainer.world_size > 1
+        resumable = shuffle and not distributed
+        return (ResumableDataLoader if resumable else DataLoader)(
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and not resumable,
+            sampler=ResumableRandomSampler(dataset) if resumable else None,
             # Full batches only in training (BatchNorm), unless the split is smaller than one batch.
-            drop_last=shuffle and len(self.splits[split]) >= self.batch_size,
+            drop_last=shuffle and len(dataset) >= self.batch_size,
             collate_fn=_batch_as_is,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,

@@ -122,7 +122,7 @@ class GAN(GenerativeModel):
         real, _ = batch
         d_real = torch.sigmoid(self.discriminator(real)).mean()
         d_fake = torch.sigmoid(self.discriminator(self.sample(len(real)))).mean()
-        self.log_dict({"val/d_real": d_real, "val/d_fake": d_fake}, batch_size=len(real))
+        self.log_dict({"val/d_real": d_real, "val/d_fake": d_fake}, batch_size=len(real), sync_dist=True)
 
     def on_train_epoch_end(self) -> None:
         # Manual optimisation: Lightning leaves the lr schedulers (one per optimiser) to the module.

@@ -196,6 +196,9 @@ class VAE(GenerativeModel):
                 on_epoch=not on_step,
                 prog_bar=name == "loss",
                 batch_size=len(images),
+                # Epoch means are averaged over the DDP ranks: every rank sees the same val/loss, hence
+                # the same best checkpoint. Per-step values stay local (a sync per step costs time).
+                sync_dist=not on_step,
             )
         return terms["loss"]
 

@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from genlab.errors import GenlabError
 from genlab.launch.failures import read_failure
+from genlab.launch.resumable_sweep import JobState, job_state
 
 #: the picture tags of genlab's image callbacks: <run dir>/images/<tag>/epoch_XXX.png
 IMAGE_TAGS = ("samples", "interpolation", "interpolation_real", "reconstructions")
@@ -122,6 +123,8 @@ def read_run(run_dir: Path) -> Run:
         run.failure = " ".join(failure["reason"].split())  # one line, for tables
     elif not (run_dir / "checkpoints" / "last.ckpt").is_file():
         run.failure = "no checkpoints/last.ckpt: the job was killed or is still running"
+    elif job_state(run_dir) is JobState.INTERRUPTED:
+        run.failure = "interrupted (last.ckpt, no finished.json): run the sweep again in its folder to resume"
     elif any(not math.isfinite(value) for value in run.final_scalars().values()):
         run.failure = "a logged value is NaN or infinite"
     return run

@@ -1,0 +1,99 @@
+"""Sweeps that survive: run a sweep again in its folder and it goes on where it stopped.
+
+Every job's run folder says how far the job got:
+- `finished.json` (written by train.py at the end) or `failed.json` (genlab.launch.failures): finished;
+  the job is left alone, its files untouched;
+- a `checkpoints/last.ckpt` without either: interrupted; the job runs again and train.py resumes it from
+  that checkpoint (`auto_resume`), as it does for a requeued SLURM job;
+- anything else: never started (or killed before its first checkpoint); the job runs from the start.
+
+The sweeper that reads this is hydra_plugins.genlab_resumable_sweeper (Hydra only loads plugins from the
+`hydra_plugins` package): Hydra's basic sweeper, which hands the launcher only the jobs left to do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from genlab.launch.failures import FAILURE_FILE
+
+log = logging.getLogger(__name__)
+
+FINISHED_FILE = "finished.json"
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+class JobState(Enum):
+    NEW = "new"
+    INTERRUPTED = "interrupted"
+    FINISHED = "finished"
+
+
+def record_finished(output_dir: str | Path, metrics: Mapping[str, float]) -> Path:
+    """Mark a run finished, with its final metrics (written atomically: a kill never leaves half a file)."""
+    path = Path(output_dir) / FINISHED_FILE
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(dict(metrics), indent=2))
+    os.replace(partial, path)
+    return path
+
+
+def job_state(run_dir: str | Path) -> JobState:
+    run_dir = Path(run_dir)
+    if (run_dir / FINISHED_FILE).is_file() or (run_dir / FAILURE_FILE).is_file():
+        return JobState.FINISHED
+    if (run_dir / LAST_CHECKPOINT).is_file():
+        return JobState.INTERRUPTED
+    return JobState.NEW
+
+
+def interrupted_checkpoint(run_dir: str | Path) -> Path | None:
+    """The last.ckpt of an interrupted run in `run_dir`, or None (a new or finished run)."""
+    return Path(run_dir) / LAST_CHECKPOINT if job_state(run_dir) is JobState.INTERRUPTED else None
+
+
+def job_dir(config_loader: Any, master_config: DictConfig, overrides: Sequence[str], job_num: int) -> Path:
+    """The run folder the launcher gives job `job_num` with `overrides` (hydra.sweep.dir / subdir)."""
+    config = config_loader.load_sweep_config(master_config, list(overrides))
+    with open_dict(config):
+        config.hydra.job.num = job_num
+    return Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
+
+
+class SkipFinishedJobs:
+    """Wraps a Hydra launcher: launches only the unfinished jobs of each batch, under their own job numbers
+    (so in their own folders)."""
+
+    def __init__(self, launcher: Any, config_loader: Any, master_config: DictConfig) -> None:
+        self.launcher = launcher
+        self.config_loader = config_loader
+        self.master_config = master_config
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+        results: list[Any] = []
+        run: list[list[str]] = []  # consecutive jobs to launch together (the launcher numbers them in order)
+        first = initial_job_idx
+        for offset, overrides in enumerate(job_overrides):
+            num = initial_job_idx + offset
+            folder = job_dir(self.config_loader, self.master_config, overrides, num)
+            state = job_state(folder)
+            if state is JobState.FINISHED:
+                log.info("sweep job %d is finished (%s): left alone", num, folder)
+                if run:
+                    results += self.launcher.launch(run, initial_job_idx=first)
+                run, first = [], num + 1
+                continue
+            if state is JobState.INTERRUPTED:
+                log.info("sweep job %d was interrupted: it resumes from %s", num, folder / LAST_CHECKPOINT)
+            run.append(list(overrides))
+        if run:
+            results += self.launcher.launch(run, initial_job_idx=first)
+        return results

@@ -1,0 +1,20 @@
+"""Hydra's basic sweeper that skips the finished jobs of a sweep folder and resumes the interrupted ones.
+
+A Hydra plugin must live in the `hydra_plugins` package; what it does is in genlab.launch.resumable_sweep.
+"""
+
+from __future__ import annotations
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+from genlab.launch.resumable_sweep import SkipFinishedJobs
+
+
+class ResumableSweeper(BasicSweeper):
+    """`python train.py -m ... hydra.sweep.dir=<an interrupted sweep>` goes on where the sweep stopped."""
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.launcher = SkipFinishedJobs(self.launcher, hydra_context.config_loader, config)

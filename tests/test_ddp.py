@@ -1,0 +1,63 @@
+"""DDP for both models with 2 CPU processes (gloo), as `trainer=ddp` runs on GPUs: the run finishes, writes
+one set of run files, and both ranks end with the same validation metrics and the same weights."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import ROOT, data_overrides
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
+    run_dir, ranks = tmp_path / "run", tmp_path / "ranks"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            f"model={model}",
+            *data_overrides("mnist", mnist_dir, mnist_dir, tmp_path / "cache"),
+            "trainer=ddp",
+            "trainer.accelerator=cpu",
+            "trainer.devices=2",
+            "trainer.max_epochs=2",
+            "+trainer.limit_train_batches=4",
+            "trainer.limit_val_batches=2",
+            "+callbacks.dump._target_=run_probes.DumpRankState",
+            f"+callbacks.dump.path={ranks}",
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    # One set of run files, written by rank 0 only (rank 1 keeps its own log, train_ddp_process_1.log).
+    files = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
+    assert files.count("config.yaml") == 1 and files.count("finished.json") == 1
+    assert [f for f in files if f.startswith("images/samples/")] == [
+        "images/samples/epoch_000.png",
+        "images/samples/epoch_001.png",
+    ]
+    writers = Counter(re.search(r"\.(\d+)\.\d+$", f).group(1) for f in files if "tfevents" in f)
+    assert len(writers) == 1  # every TensorBoard event file comes from one process
+    assert sorted(f for f in files if f.endswith(".log")) == ["train.log", "train_ddp_process_1.log"]
+
+    rank0, rank1 = (torch.load(ranks / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    val = {k: v for k, v in rank0["metrics"].items() if k.startswith("val/")}
+    assert val and val == {k: v for k, v in rank1["metrics"].items() if k.startswith("val/")}
+    assert rank0["weights"].keys() == rank1["weights"].keys()
+    for name, tensor in rank0["weights"].items():
+        assert torch.equal(tensor, rank1["weights"][name]), name

@@ -1,0 +1,70 @@
+"""Exact resume: a run resumed from a checkpoint, at an epoch's end or in the middle of one, ends with the
+weights and optimiser states of the run that was never stopped, tensor for tensor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import assert_same_run
+from omegaconf import open_dict
+
+from genlab.errors import Interrupted
+from genlab.train import train
+
+# 300 fake training images - 50 held out = 250 = 15 batches of 16 (the last one dropped) per epoch.
+BATCHES_PER_EPOCH = 15
+
+
+def in_dir(make_cfg, run_dir: Path, *overrides: str):
+    cfg = make_cfg(*overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_resume_at_an_epoch_end_is_exact(make_cfg, tmp_path, one_thread, model):
+    common = [f"model={model}", "seed=7", "logger=none"]
+    train(in_dir(make_cfg, tmp_path / "straight", *common, "trainer.max_epochs=2"))
+    train(in_dir(make_cfg, tmp_path / "stopped", *common, "trainer.max_epochs=1"))
+    last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    train(in_dir(make_cfg, tmp_path / "stopped", *common, "trainer.max_epochs=2", f"ckpt_path={last}"))
+    assert_same_run(tmp_path / "straight" / "checkpoints" / "last.ckpt", last)
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_resume_from_a_step_checkpoint_in_mid_epoch_is_exact(make_cfg, tmp_path, one_thread, model):
+    steps_per_batch = 2 if model == "gan" else 1  # the GAN steps two optimisers per batch
+    every = 5 * steps_per_batch  # a divisor of the run's length: its last.ckpt is the end
+    common = [f"model={model}", "seed=7", "logger=none", "trainer.max_epochs=2"]
+    step_checkpoints = [
+        "callbacks.model_checkpoint.monitor=null",
+        f"callbacks.model_checkpoint.every_n_train_steps={every}",
+        "callbacks.model_checkpoint.save_top_k=-1",
+        "callbacks.model_checkpoint.filename='step_{step:04d}'",
+    ]
+    train(in_dir(make_cfg, tmp_path / "straight", *common, *step_checkpoints))
+    saved = sorted((tmp_path / "straight" / "checkpoints").glob("step_*.ckpt"))
+    mid_epoch = [p for p in saved if (int(p.stem[5:]) // steps_per_batch) % BATCHES_PER_EPOCH]
+    assert len(mid_epoch) >= 2
+    checkpoint = mid_epoch[1]  # batch 10 of epoch 0: the resumed run crosses an epoch's end too
+    run = tmp_path / "resumed"
+    train(in_dir(make_cfg, run, *common, f"ckpt_path={checkpoint}"))
+    assert_same_run(tmp_path / "straight" / "checkpoints" / "last.ckpt", run / "checkpoints" / "last.ckpt")
+
+
+def test_a_run_started_again_in_its_folder_resumes_the_interrupted_run(make_cfg, tmp_path, one_thread):
+    """What a requeued SLURM job does: the same command, in the same run folder, after a SIGTERM."""
+    common = ["seed=7", "logger=none", "trainer.max_epochs=1"]
+    train(in_dir(make_cfg, tmp_path / "straight", *common))
+    signal = ["+callbacks.stop._target_=run_probes.SignalAtStep", "+callbacks.stop.step=6"]
+    with pytest.raises(Interrupted, match="SIGTERM at step 6 .epoch 0., saved .*last.ckpt; resume with: "):
+        train(in_dir(make_cfg, tmp_path / "requeued", *common, *signal))
+    train(in_dir(make_cfg, tmp_path / "requeued", *common))
+    assert_same_run(
+        tmp_path / "straight" / "checkpoints" / "last.ckpt",
+        tmp_path / "requeued" / "checkpoints" / "last.ckpt",
+    )
+    # A finished run is not resumed: its folder trains afresh only with another ckpt_path or folder.
+    assert (tmp_path / "requeued" / "finished.json").is_file()
