@@ -17,8 +17,8 @@ from helpers import ROOT, data_overrides
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
-def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
+def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str) -> None:
+    """Run 2 DDP processes on `devices`: one set of files, equal metrics and weights on both ranks."""
     run_dir, ranks = tmp_path / "run", tmp_path / "ranks"
     result = subprocess.run(
         [
@@ -27,8 +27,7 @@ def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
             f"model={model}",
             *data_overrides("mnist", mnist_dir, mnist_dir, tmp_path / "cache"),
             "trainer=ddp",
-            "trainer.accelerator=cpu",
-            "trainer.devices=2",
+            *devices,
             "trainer.max_epochs=2",
             "+trainer.limit_train_batches=4",
             "trainer.limit_val_batches=2",
@@ -61,3 +60,14 @@ def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
     assert rank0["weights"].keys() == rank1["weights"].keys()
     for name, tensor in rank0["weights"].items():
         assert torch.equal(tensor, rank1["weights"][name]), name
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
+    check_ddp_run(model, mnist_dir, tmp_path, "trainer.accelerator=cpu", "trainer.devices=2")
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="DDP with 16-mixed needs 2 GPUs")
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_ddp_fp16_mixed_on_two_gpus(model, mnist_dir, tmp_path):
+    check_ddp_run(model, mnist_dir, tmp_path, "trainer.devices=2", "trainer.precision=16-mixed")

@@ -49,7 +49,8 @@ class CheckpointOnInterrupt(L.Callback):
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
         if isinstance(exception, SIGTERMException) and fitting:
             self.saved = self.dirpath / "last.ckpt"
-            trainer.save_checkpoint(self.saved)  # atomic (genlab.checkpoints.AtomicCheckpointIO)
+            # The full state (optimisers, loops, callbacks), so a resume is exact; atomic (trainer.plugins).
+            trainer.save_checkpoint(self.saved, weights_only=False)
             log.info("%s: saved %s at step %d", self.signal, self.saved, trainer.global_step)
         self._restore_sigint()
 
