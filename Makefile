@@ -5,8 +5,10 @@ PY := $(VENV)/bin/python
 # On the development machine torch and torchvision come from local disk at these versions; elsewhere pip
 # resolves them as usual.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
+# Where `make bench` finds MNIST (a folder with MNIST/raw/, e.g. built by ../shared/datasets/get_mnist.py).
+DATA_DIR ?= data
 
-.PHONY: help install test test-slow lint format tensorboard report clean
+.PHONY: help install test test-slow bench lint format tensorboard report clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -21,6 +23,9 @@ test:  ## run the test suite (fast tests; `slow` ones are skipped)
 
 test-slow:  ## run every test, the slow ones too
 	$(PY) -m pytest -q -m ""
+
+bench:  ## training images/s of genlab against a hand-written loop (MNIST in DATA_DIR); a table + results JSON
+	$(PY) benchmarks/train_throughput.py --data-dir $(DATA_DIR)
 
 lint:  ## ruff check
 	$(PY) -m ruff check .
