@@ -78,8 +78,9 @@ def build_model(cfg):
     """The run's model from a composed config, as train.py builds it: its image shape is the data's."""
     from hydra.utils import instantiate
 
-    image_shape = list(instantiate(cfg.data).image_shape)
-    return instantiate(cfg.model, image_shape=image_shape, _recursive_=False)
+    from genlab.train import build_model as build_run_model
+
+    return build_run_model(cfg, instantiate(cfg.data))
 
 
 def assert_same_run(a: Path, b: Path) -> None:

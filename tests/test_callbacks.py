@@ -71,7 +71,7 @@ def test_vae_pictures_tags_and_resume(make_cfg):
         "loss_curves",
     }
     state = checkpoint_callbacks(run_dir)
-    assert set(state["LossCurves"]["history"]) == {"loss", "recon", "kl"}
+    assert set(state["TrainingScalars"]["history"]) == {"loss", "recon", "kl"}
     saved = state["SampleGrid"]["latents"]
     assert saved.shape == (64, 20)
 
@@ -92,8 +92,8 @@ def test_vae_pictures_tags_and_resume(make_cfg):
     assert torch.equal(state["SampleGrid"]["latents"], saved)
     assert [p.name for p in (resumed_dir / "images/samples").glob("*.png")] == ["epoch_001.png"]
     # The loss history came along: 2 epochs x 3 batches of (batch number, value).
-    assert state["LossCurves"]["history"]["loss"].shape == (2, 6)
-    assert state["LossCurves"]["history"]["loss"][0].tolist() == [1, 2, 3, 4, 5, 6]
+    assert state["TrainingScalars"]["history"]["loss"].shape == (2, 6)
+    assert state["TrainingScalars"]["history"]["loss"][0].tolist() == [1, 2, 3, 4, 5, 6]
 
 
 def test_gan_run_with_csv_logger_and_a_schedule(make_cfg):
@@ -117,7 +117,7 @@ def test_gan_run_with_csv_logger_and_a_schedule(make_cfg):
     grid = np.array(png(run_dir / "images/samples/epoch_002.png"))
     assert grid.shape == (cell(8), cell(8), 3)
     assert png(run_dir / "loss_curves.png").size[0] > 200
-    history = checkpoint_callbacks(run_dir)["LossCurves"]["history"]
+    history = checkpoint_callbacks(run_dir)["TrainingScalars"]["history"]
     assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(history)
 
 

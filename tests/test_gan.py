@@ -4,6 +4,7 @@ import lightning as L
 import pytest
 import torch
 
+from genlab.callbacks import TrainingScalars
 from genlab.errors import ConfigError
 from genlab.models import GAN
 from genlab.models.base import GenerativeModel
@@ -56,6 +57,7 @@ def fit(model: GAN, steps: int) -> L.Trainer:
         enable_progress_bar=False,
         enable_model_summary=False,
         limit_val_batches=0,
+        callbacks=[TrainingScalars()],  # logs what training_step returns, as in every train.py run
     )
     trainer.fit(model, data)
     return trainer

@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
-from genlab.callbacks import StopOnNonFiniteLoss
+from genlab.callbacks import TrainingScalars
 from genlab.errors import DivergedError
 from genlab.launch.ddp import check_ddp_launch
 from genlab.launch.failures import read_failure
@@ -27,16 +27,32 @@ def as_sweep_job(cfg):
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf])
-def test_non_finite_loss_stops_the_run(value):
+def test_non_finite_loss_stops_the_run_at_the_next_flush(value):
+    """TrainingScalars looks at the values once per logging interval: the run stops there, naming the first
+    bad batch, after the values went to the loggers."""
+    logged = []
+    logger = SimpleNamespace(log_metrics=lambda metrics, step: logged.append((step, metrics)))
     trainer = SimpleNamespace(
-        callback_metrics={"train/d_real": torch.tensor(0.5), "train/g_loss": torch.tensor(value)},
-        global_step=7,
+        fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(_batches_that_stepped=0)),
+        log_every_n_steps=4,
+        loggers=[logger],
+        callback_metrics={},
+        progress_bar_metrics={},
         current_epoch=0,
     )
-    with pytest.raises(DivergedError, match="train/g_loss = (nan|inf) at step 7"):
-        StopOnNonFiniteLoss().on_train_batch_end(trainer, None)
-    trainer.callback_metrics["train/g_loss"] = torch.tensor(1.0)
-    StopOnNonFiniteLoss().on_train_batch_end(trainer, None)
+    scalars = TrainingScalars()
+    for step, g_loss in enumerate([1.0, 2.0, value, 3.0]):
+        trainer.fit_loop.epoch_loop._batches_that_stepped = step
+        outputs = {"d_real": torch.tensor(0.5), "g_loss": torch.tensor(g_loss)}
+        if step < 3:
+            scalars.on_train_batch_end(trainer, None, outputs, None, step)
+            assert logged == []  # nothing reaches the host before the interval is full
+        else:
+            with pytest.raises(DivergedError, match="train/g_loss = (nan|inf) at step 3 "):
+                scalars.on_train_batch_end(trainer, None, outputs, None, step)
+    assert [step for step, _ in logged] == [0, 1, 2, 3]
+    assert logged[0][1] == {"train/d_real": 0.5, "train/g_loss": 1.0}
+    assert scalars.history["g_loss"][0] == [1, 2, 3, 4]
 
 
 def test_a_diverging_sweep_job_is_recorded_and_returns(make_cfg, tmp_path):

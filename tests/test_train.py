@@ -13,9 +13,8 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from genlab.checkpoints import AtomicCheckpointIO, load_model
 from genlab.errors import CheckpointError, ConfigError
-from genlab.instantiate import build
 from genlab.models import VAE
-from genlab.train import multirun_as_override, train
+from genlab.train import build_trainer, multirun_as_override, train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 
@@ -209,7 +208,7 @@ def test_resume_with_other_nets_names_the_keys_and_the_matching_overrides(make_c
 
 def test_checkpoints_are_written_atomically(make_cfg, tmp_path, monkeypatch):
     cfg = make_cfg("trainer.max_steps=1", "+trainer.limit_val_batches=1", "logger=none")
-    trainer = build(cfg.trainer)
+    trainer = build_trainer(cfg, loggers=[])
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     path, io = tmp_path / "ckpts" / "last.ckpt", AtomicCheckpointIO()
     io.save_checkpoint({"step": 1}, path)

@@ -56,9 +56,7 @@ class Autoencoder(GenerativeModel):
         return (self.generate(self.encoder(images)) - images).pow(2).flatten(1).sum(1).mean()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss(batch[0])
-        self.log("train/loss", loss, batch_size=len(batch[0]))
-        return loss
+        return self.loss(batch[0])  # logged as train/loss by genlab.callbacks.TrainingScalars
 
     def validation_step(self, batch, batch_idx: int) -> None:
         self.log("val/loss", self.loss(batch[0]), batch_size=len(batch[0]))

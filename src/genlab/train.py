@@ -7,18 +7,22 @@ import math
 import shlex
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class
+from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genlab.callbacks.interrupt import CheckpointOnInterrupt
 from genlab.callbacks.random_state import RandomState
+from genlab.callbacks.training_scalars import TrainingScalars
 from genlab.checkpoints import check_architecture, checkpoint_model_class
 from genlab.errors import CheckpointError, ConfigError, Interrupted, exits_on_error
 from genlab.hparams import chosen_hparams, log_hparams
@@ -26,6 +30,7 @@ from genlab.instantiate import build, build_group
 from genlab.launch.ddp import check_ddp_launch
 from genlab.launch.failures import record_failure
 from genlab.launch.resumable_sweep import interrupted_checkpoint, record_finished
+from genlab.speed import set_matmul_precision, speed_up, split_speed_settings
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,32 @@ def resume_interrupted(cfg: DictConfig) -> None:
             cfg.ckpt_path = str(checkpoint)
 
 
+def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+    """The model, its nets built from their configs for the data's image shape, with its speed settings
+    (`model.compile`, `model.channels_last`) applied."""
+    model_config, settings = split_speed_settings(cfg.model)
+    model = build(model_config, image_shape=list(datamodule.image_shape), _recursive_=False)
+    return speed_up(model, **settings)
+
+
+def build_trainer(
+    cfg: DictConfig, loggers: list[Logger], extra_callbacks: Sequence[L.Callback] = ()
+) -> L.Trainer:
+    """The trainer of `cfg.trainer` with the configured callbacks and the ones every run has."""
+    trainer_config = set_matmul_precision(cfg.trainer)
+    # TrainingScalars first, so the other callbacks see each interval's values; RandomState makes a resume
+    # replay every random stream.
+    callbacks = [TrainingScalars(), *build_group(cfg.get("callbacks")), RandomState(), *extra_callbacks]
+    if trainer_config.get("enable_progress_bar", True) and not any(
+        isinstance(callback, ProgressBar) for callback in callbacks
+    ):
+        # Lightning's default bar redraws after every batch, but the losses it shows change once per logging
+        # interval (TrainingScalars): it redraws with them.
+        interval = int(trainer_config.get("log_every_n_steps", 50))
+        callbacks.append(TQDMProgressBar(refresh_rate=max(1, interval)))
+    return build(trainer_config, callbacks=callbacks, logger=loggers or False)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit one run and return its final logged metrics (what a Hydra sweeper optimises)."""
     L.seed_everything(cfg.seed, workers=True)
@@ -76,17 +107,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     datamodule = build(cfg.data, _convert_="all")
     datamodule.check_available()  # fail in seconds, before models and trainer are built
     if cfg.get("ckpt_path"):
-        model_config = OmegaConf.to_container(cfg.model, resolve=True)
+        model_config, _ = split_speed_settings(cfg.model)
         check_architecture(cfg.ckpt_path, model_config | {"image_shape": list(datamodule.image_shape)})
-    # The model builds its nets from their configs; its image shape is the data's.
-    model = build(cfg.model, image_shape=list(datamodule.image_shape), _recursive_=False)
-    # Part of every run, whatever the callbacks list: a resume replays every random stream, and SIGTERM or
-    # Ctrl-C save the step reached.
+    model = build_model(cfg, datamodule)
     checkpoints = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
     interrupt = CheckpointOnInterrupt(checkpoints or output_dir / "checkpoints")
-    callbacks = [*build_group(cfg.get("callbacks")), RandomState(), interrupt]
     loggers = build_group(cfg.get("logger"))
-    trainer = build(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, loggers, [interrupt])
 
     try:
         trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))

@@ -17,7 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
-from genlab.errors import require
+from genlab.errors import ConfigError, require
 
 
 class UInt8ImageDataset(Dataset):
@@ -37,7 +37,13 @@ class UInt8ImageDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         index = torch.as_tensor(indices, dtype=torch.long)
+        if self.images.is_cuda:  # a pinned, asynchronous copy of the index: no synchronisation per batch
+            index = index.pin_memory().to(self.images.device, non_blocking=True)
         return self.images[index], self.labels[index]
+
+    def to(self, device: torch.device) -> UInt8ImageDataset:
+        """This dataset with its tensors on `device`."""
+        return UInt8ImageDataset(self.images.to(device), self.labels.to(device))
 
 
 class ResumableRandomSampler(RandomSampler):
@@ -132,6 +138,7 @@ class ImageDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         split_seed: int = 0,
         download: bool = False,
+        device: str = "cpu",
     ) -> None:
         super().__init__()
         # Every subclass's settings too: checkpoints record them, and evaluate.py and generate.py rebuild
@@ -139,6 +146,12 @@ class ImageDataModule(L.LightningDataModule):
         self.save_hyperparameters(logger=False)
         require(batch_size > 0, "data.batch_size", batch_size, "must be a positive integer")
         require(num_workers >= 0, "data.num_workers", num_workers, "must be >= 0")
+        require(
+            device in ("cpu", "auto") or str(device).startswith("cuda"),
+            "data.device",
+            device,
+            "use cpu, auto (the training GPU when there is one) or cuda",
+        )
         pixel_range = tuple(float(v) for v in pixel_range)
         require(
             pixel_range in {(0.0, 1.0), (-1.0, 1.0)},
@@ -153,7 +166,9 @@ class ImageDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.split_seed = split_seed
         self.download = download
+        self.device = device
         self.splits: dict[str, UInt8ImageDataset] = {}
+        self._on_device: dict[str, UInt8ImageDataset] = {}  # the loaders' copies on the training GPU
 
     @property
     def name(self) -> str:
@@ -182,8 +197,25 @@ class ImageDataModule(L.LightningDataModule):
         images, labels = batch
         return self.to_model_range(images), labels
 
+    def loader_device(self) -> torch.device:
+        """Where the loaders index the batches (`data.device`): the CPU, or the trainer's GPU."""
+        root = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        if self.device == "cpu" or (self.device == "auto" and root.type != "cuda"):
+            return torch.device("cpu")
+        if root.type != "cuda":
+            raise ConfigError(
+                f"data.device={self.device!r} needs training on a GPU, but the trainer runs on {root}: "
+                "use data.device=auto (the GPU when there is one) or trainer=gpu"
+            )
+        return root
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = self.splits[split]
+        dataset, device = self.splits[split], self.loader_device()
+        on_device = device.type != "cpu"
+        if on_device:  # once per split; its batches are then indexed on the GPU
+            if split not in self._on_device:
+                self._on_device[split] = dataset.to(device)
+            dataset = self._on_device[split]
         # One process: a shuffle that a resumed run replays exactly. Under DDP Lightning puts its
         # DistributedSampler (seeded by epoch) in place of any RandomSampler.
         distributed = self.trainer is not None and self.trainer.world_size > 1
@@ -196,9 +228,10 @@ class ImageDataModule(L.LightningDataModule):
             # Full batches only in training (BatchNorm), unless the split is smaller than one batch.
             drop_last=shuffle and len(dataset) >= self.batch_size,
             collate_fn=_batch_as_is,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            # Workers cannot share GPU tensors, and nothing is left to pin.
+            num_workers=0 if on_device else self.num_workers,
+            pin_memory=self.pin_memory and not on_device,
+            persistent_workers=self.num_workers > 0 and not on_device,
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -50,8 +50,11 @@ class MNISTDataModule(ImageDataModule):
         pin_memory: bool = False,
         split_seed: int = 0,
         download: bool = False,
+        device: str = "cpu",
     ) -> None:
-        super().__init__(data_dir, batch_size, pixel_range, num_workers, pin_memory, split_seed, download)
+        super().__init__(
+            data_dir, batch_size, pixel_range, num_workers, pin_memory, split_seed, download, device
+        )
         self.val_size = val_size
 
     @property

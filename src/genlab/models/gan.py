@@ -110,20 +110,13 @@ class GAN(GenerativeModel):
                 optimizer, gradient_clip_val=self.hparams.grad_clip, gradient_clip_algorithm="norm"
             )
 
-    def training_step(self, batch, batch_idx: int) -> None:
+    def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        """Both updates; returns their detached scalars, which genlab.callbacks.TrainingScalars logs as
+        train/* for every batch without a host synchronisation per step."""
         real, _ = batch
         for _ in range(self.hparams.d_steps):
             terms = self.discriminator_step(real)
-        terms |= self.generator_step(len(real))
-        for name, value in terms.items():
-            self.log(
-                f"train/{name}",
-                value,
-                on_step=True,
-                on_epoch=False,
-                prog_bar=name.endswith("loss"),
-                batch_size=len(real),
-            )
+        return terms | self.generator_step(len(real))
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """D's mean probability on held-out real images and on fresh fakes (a gap to train/d_real

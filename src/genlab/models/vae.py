@@ -184,29 +184,21 @@ class VAE(GenerativeModel):
         mu, _ = self.encode(images)
         return self.reconstruction_loss(self.decode_logits(mu), images)
 
-    def _step(self, batch, stage: str) -> torch.Tensor:
+    def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        # The step's scalars go back to Lightning, which hands them to genlab.callbacks.TrainingScalars:
+        # logged as train/* for every batch, without a host synchronisation per step (no `self.log` here).
         images, _ = batch
         terms = self.loss(images)
-        on_step = stage == "train"
-        for name, value in terms.items():
-            self.log(
-                f"{stage}/{name}",
-                value,
-                on_step=on_step,
-                on_epoch=not on_step,
-                prog_bar=name == "loss",
-                batch_size=len(images),
-                # Epoch means are averaged over the DDP ranks: every rank sees the same val/loss, hence
-                # the same best checkpoint. Per-step values stay local (a sync per step costs time).
-                sync_dist=not on_step,
-            )
-        return terms["loss"]
-
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "train")
+        return {"loss": terms["loss"], "recon": terms["recon"].detach(), "kl": terms["kl"].detach()}
 
     def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
-        return self._step(batch, "val")
+        images, _ = batch
+        terms = self.loss(images)
+        # Epoch means, averaged over the DDP ranks: every rank sees the same val/loss, hence the same best
+        # checkpoint.
+        for name, value in terms.items():
+            self.log(f"val/{name}", value, prog_bar=name == "loss", batch_size=len(images), sync_dist=True)
+        return terms["loss"]
 
     def configure_optimizers(self):
         optimizer, scheduler = build_optimizer(

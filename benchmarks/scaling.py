@@ -1,0 +1,103 @@
+"""How the cost of a step grows: step time of genlab's train.py and of the hand-written loop against batch
+size (MNIST VAE, 32 to 512) and against image size (Imagenette conv VAE at 32, 64 and 160 px, batch 16). Where
+the two step times meet, genlab's per-step overhead has stopped mattering.
+
+    python -m benchmarks.scaling --mnist-dir DIR --imagenette-dir DIR [--device cpu|cuda] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.train_throughput import config, epoch_batches, prepared, time_genlab, time_loop
+from genlab.resolvers import register_resolvers
+
+BATCH_SIZES = (32, 64, 128, 256, 512)
+IMAGE_SIZES = (32, 64, 160)
+
+
+def step_ms(overrides: list[str], data_dirs, device: torch.device, tmp: Path, batches: int, warmup: int):
+    """Milliseconds per training step of genlab and of the loop (one round each)."""
+    cfg = config(overrides, data_dirs, tmp, device.type)
+    datamodule = prepared(cfg)
+    batches = epoch_batches(datamodule, batches)
+    size = datamodule.batch_size
+    genlab = time_genlab(cfg, datamodule, batches, warmup, device)
+    loop = time_loop(cfg, datamodule, batches, warmup, device)
+    return {"genlab_ms": 1000 * size / genlab.images_per_s, "loop_ms": 1000 * size / loop.images_per_s}
+
+
+def measure(*, mnist_dir: str, imagenette_dir: str, device: str, quick: bool = False) -> dict[str, Any]:
+    register_resolvers()
+    data_dirs = {"mnist": mnist_dir, "imagenette": imagenette_dir}
+    torch_device = torch.device(device)
+    batch_sizes = BATCH_SIZES[:2] if quick else BATCH_SIZES
+    image_sizes = IMAGE_SIZES[:1] if quick else IMAGE_SIZES
+    by_batch, by_size = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in batch_sizes:
+            overrides = ["model=vae", "data=mnist", f"data.batch_size={size}"]
+            batches, warmup = (4, 2) if quick else (30, 5)
+            by_batch[size] = step_ms(
+                overrides, data_dirs, torch_device, Path(tmp) / f"b{size}", batches, warmup
+            )
+        for size in image_sizes:
+            overrides = ["model=vae", "data=imagenette", f"data.image_size={size}", "data.batch_size=16"]
+            batches, warmup = (4, 2) if quick else (10, 3)
+            by_size[size] = step_ms(
+                overrides, data_dirs, torch_device, Path(tmp) / f"s{size}", batches, warmup
+            )
+    return {"batch_size": by_batch, "image_size": by_size}
+
+
+def rows(results: dict[Any, dict[str, float]]) -> list[str]:
+    return [
+        f"| {key} | {r['genlab_ms']:.1f} | {r['loop_ms']:.1f} | {r['genlab_ms'] - r['loop_ms']:+.1f} "
+        f"| {r['loop_ms'] / r['genlab_ms']:.3f} |"
+        for key, r in results.items()
+    ]
+
+
+def table(results: dict[str, Any]) -> str:
+    head = "| genlab ms/step | loop ms/step | difference ms | ratio |\n|---|---|---|---|---|"
+    return "\n".join(
+        [
+            "### Step time against batch size (MNIST VAE)",
+            f"| batch {head}",
+            *rows(results["batch_size"]),
+            "",
+            "### Step time against image size (Imagenette conv VAE, batch 16)",
+            f"| pixels {head}",
+            *rows(results["image_size"]),
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--mnist-dir", required=True)
+    parser.add_argument("--imagenette-dir", required=True)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print(
+        table(
+            measure(
+                mnist_dir=args.mnist_dir,
+                imagenette_dir=args.imagenette_dir,
+                device=args.device,
+                quick=args.quick,
+            )
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
