@@ -5,8 +5,11 @@ PY := $(VENV)/bin/python
 # On the development machine torch and torchvision come from local disk at these versions; elsewhere pip
 # resolves them as usual.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-# Where `make bench` finds MNIST (a folder with MNIST/raw/, e.g. built by ../shared/datasets/get_mnist.py).
+# Where `make bench` finds MNIST (a folder with MNIST/raw/, e.g. built by ../shared/datasets/get_mnist.py)
+# and Imagenette (a folder with imagenette2-160/); DEVICE=cuda runs it on a GPU.
 DATA_DIR ?= data
+IMAGENETTE_DIR ?= $(DATA_DIR)
+DEVICE ?= cpu
 
 .PHONY: help install test test-slow bench lint format tensorboard report clean
 
@@ -24,8 +27,8 @@ test:  ## run the test suite (fast tests; `slow` ones are skipped)
 test-slow:  ## run every test, the slow ones too
 	$(PY) -m pytest -q -m ""
 
-bench:  ## training images/s of genlab against a hand-written loop (MNIST in DATA_DIR); a table + results JSON
-	$(PY) benchmarks/train_throughput.py --data-dir $(DATA_DIR)
+bench:  ## genlab against a hand-written loop, knobs, scaling, data path, evaluation: tables + results JSON
+	$(PY) -m benchmarks.run --mnist-dir $(DATA_DIR) --imagenette-dir $(IMAGENETTE_DIR) --device $(DEVICE)
 
 lint:  ## ruff check
 	$(PY) -m ruff check .

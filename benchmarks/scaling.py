@@ -1,5 +1,6 @@
 """How the cost of a step grows: step time of genlab's train.py and of the hand-written loop against batch
-size (MNIST VAE, 32 to 512) and against image size (Imagenette conv VAE at 32, 64 and 160 px, batch 16). Where
+size (MNIST VAE, 32 to 512) and against image size (Imagenette DCGAN/SNGAN at 32, 64 and 160 px, batch 16;
+the study's conv nets need 64 px or more). Where
 the two step times meet, genlab's per-step overhead has stopped mattering.
 
     python -m benchmarks.scaling --mnist-dir DIR --imagenette-dir DIR [--device cpu|cuda] [--quick]
@@ -14,7 +15,7 @@ from typing import Any
 
 import torch
 
-from benchmarks.train_throughput import config, epoch_batches, prepared, time_genlab, time_loop
+from benchmarks.train_throughput import config, epoch_batches, interleaved, prepared
 from genlab.resolvers import register_resolvers
 
 BATCH_SIZES = (32, 64, 128, 256, 512)
@@ -22,14 +23,16 @@ IMAGE_SIZES = (32, 64, 160)
 
 
 def step_ms(overrides: list[str], data_dirs, device: torch.device, tmp: Path, batches: int, warmup: int):
-    """Milliseconds per training step of genlab and of the loop (one round each)."""
+    """Milliseconds per training step of genlab and of the loop, interleaved batch by batch."""
     cfg = config(overrides, data_dirs, tmp, device.type)
     datamodule = prepared(cfg)
     batches = epoch_batches(datamodule, batches)
-    size = datamodule.batch_size
-    genlab = time_genlab(cfg, datamodule, batches, warmup, device)
-    loop = time_loop(cfg, datamodule, batches, warmup, device)
-    return {"genlab_ms": 1000 * size / genlab.images_per_s, "loop_ms": 1000 * size / loop.images_per_s}
+    r = interleaved(cfg, datamodule, batches, warmup, 1, device)
+    size = r["batch_size"]
+    return {
+        "genlab_ms": 1000 * size / r["genlab_images_per_s"],
+        "loop_ms": 1000 * size / r["loop_images_per_s"],
+    }
 
 
 def measure(*, mnist_dir: str, imagenette_dir: str, device: str, quick: bool = False) -> dict[str, Any]:
@@ -42,13 +45,13 @@ def measure(*, mnist_dir: str, imagenette_dir: str, device: str, quick: bool = F
     with tempfile.TemporaryDirectory() as tmp:
         for size in batch_sizes:
             overrides = ["model=vae", "data=mnist", f"data.batch_size={size}"]
-            batches, warmup = (4, 2) if quick else (30, 5)
+            batches, warmup = (3, 1) if quick else (25, 5)
             by_batch[size] = step_ms(
                 overrides, data_dirs, torch_device, Path(tmp) / f"b{size}", batches, warmup
             )
         for size in image_sizes:
-            overrides = ["model=vae", "data=imagenette", f"data.image_size={size}", "data.batch_size=16"]
-            batches, warmup = (4, 2) if quick else (10, 3)
+            overrides = ["experiment=imagenette_gan_sngan", f"data.image_size={size}", "data.batch_size=16"]
+            batches, warmup = (3, 1) if quick else ((4, 1) if size == 160 else (6, 2))
             by_size[size] = step_ms(
                 overrides, data_dirs, torch_device, Path(tmp) / f"s{size}", batches, warmup
             )
@@ -71,7 +74,7 @@ def table(results: dict[str, Any]) -> str:
             f"| batch {head}",
             *rows(results["batch_size"]),
             "",
-            "### Step time against image size (Imagenette conv VAE, batch 16)",
+            "### Step time against image size (Imagenette DCGAN/SNGAN, batch 16)",
             f"| pixels {head}",
             *rows(results["image_size"]),
         ]

@@ -43,11 +43,13 @@ def generate_uint8(model, n: int, seed: int, batch_size: int) -> torch.Tensor:
     """`n` samples from the model as uint8 images (the same quantisation as real images), seeded."""
     from tqdm.auto import tqdm
 
-    generator = torch.Generator().manual_seed(seed)
-    batches = [min(batch_size, n - start) for start in range(0, n, batch_size)]
-    images = [
-        to_uint8(model.to_unit(model.sample(size, generator))) for size in tqdm(batches, desc="sampling")
-    ]
+    # All latents in one draw, then decoded in batches: the samples do not depend on `batch_size`.
+    latents = model.sample_latent(n, torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        images = [
+            to_uint8(model.to_unit(model.generate(z))).cpu()
+            for z in tqdm(latents.split(batch_size), desc="sampling")
+        ]
     return torch.cat(images)
 
 
@@ -135,6 +137,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "data_dir": str(datamodule.data_dir),
             "n_samples": cfg.n_samples,
             "seed": cfg.seed,
+            "batch_size": cfg.batch_size,
             "reference": {key: value for key, value in reference.items() if key != "feature_net_sha256"},
             "real_floor": f"{n_reference} {floor_split} images vs the same reference",
             "feature_net": FEATURE_NET,
