@@ -7,12 +7,11 @@ sample), the same number of batches, alternating rounds after a warm-up, median.
 (b) Imagenette at 64 px, seconds: a data module's first `setup()` with an empty cache_dir (every JPEG is
 decoded) against a second one's with the same, now filled cache_dir; alternating rounds, median.
 
-    python benchmarks/data_path.py --mnist-dir DIR --imagenette-dir DIR [--device cpu|cuda] [--quick]
+    python -m benchmarks.run --mnist-dir DIR --imagenette-dir DIR --only data_path [--device cuda] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -151,22 +150,3 @@ def table(results: dict) -> str:
             f"| {imagenette['speedup']:.0f}x |",
         ]
     )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--mnist-dir", required=True, help="the folder that holds MNIST/raw/")
-    parser.add_argument("--imagenette-dir", required=True, help="the folder that holds imagenette2-160/")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--quick", action="store_true", help="a few batches: a smoke test")
-    args = parser.parse_args()
-    results = measure(
-        mnist_dir=args.mnist_dir, imagenette_dir=args.imagenette_dir, device=args.device, quick=args.quick
-    )
-    print(table(results))
-
-
-if __name__ == "__main__":
-    main()

@@ -11,13 +11,11 @@ default, <mnist_dir>/genlab_cache, or --cache-dir): only the first run builds th
 runs load them (warm). The results say which this run was; a cold run also gives the warm cost, its wall
 time less the cache builds that evaluate.py logged.
 
-    python benchmarks/evaluation.py --mnist-dir DIR --imagenette-dir DIR [--device cpu|cuda] [--quick]
-        [--cache-dir DIR] [--n-samples 2000]
+    python -m benchmarks.run --mnist-dir DIR --imagenette-dir DIR --only evaluation [--device cuda] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -221,31 +219,3 @@ def table(results: dict) -> str:
         f"test images (FID {evaluate['fid']:.1f}) | {evaluate['wall_s']:.0f} s wall{warm} |",
     ]
     return "\n".join(lines)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--mnist-dir", required=True, help="the folder that holds MNIST/raw/")
-    parser.add_argument("--imagenette-dir", required=True, help="unused here; the benchmarks' common flag")
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--quick", action="store_true", help="a few images, a tiny evaluation: a smoke test")
-    parser.add_argument(
-        "--cache-dir", default=None, help="evaluate.py's reference cache (default: <mnist-dir>/genlab_cache)"
-    )
-    parser.add_argument("--n-samples", type=int, default=N_SAMPLES, help="evaluate.py's n_samples")
-    args = parser.parse_args()
-    results = measure(
-        mnist_dir=args.mnist_dir,
-        imagenette_dir=args.imagenette_dir,
-        device=args.device,
-        quick=args.quick,
-        cache_dir=args.cache_dir,
-        n_samples=args.n_samples,
-    )
-    print(table(results))
-
-
-if __name__ == "__main__":
-    main()

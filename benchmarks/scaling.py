@@ -3,12 +3,11 @@ size (MNIST VAE, 32 to 512) and against image size (Imagenette DCGAN/SNGAN at 32
 the study's conv nets need 64 px or more). Where
 the two step times meet, genlab's per-step overhead has stopped mattering.
 
-    python -m benchmarks.scaling --mnist-dir DIR --imagenette-dir DIR [--device cpu|cuda] [--quick]
+    python -m benchmarks.run --mnist-dir DIR --imagenette-dir DIR --only scaling [--device cuda] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -79,28 +78,3 @@ def table(results: dict[str, Any]) -> str:
             *rows(results["image_size"]),
         ]
     )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--mnist-dir", required=True)
-    parser.add_argument("--imagenette-dir", required=True)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print(
-        table(
-            measure(
-                mnist_dir=args.mnist_dir,
-                imagenette_dir=args.imagenette_dir,
-                device=args.device,
-                quick=args.quick,
-            )
-        )
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -16,12 +16,11 @@ The knobs table times genlab with one setting on (model.compile, model.channels_
 trainer.float32_matmul_precision=high) against the same loop; its speed-up is that ratio over the default's.
 compile's time is the extra time of the warm-up batches.
 
-    python -m benchmarks.train_throughput --mnist-dir DIR --imagenette-dir DIR [--device cpu|cuda] [--quick]
+    python -m benchmarks.run --mnist-dir DIR --imagenette-dir DIR --only training [--device cuda] [--quick]
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
 import time
@@ -291,27 +290,3 @@ def table(results: dict[str, Any]) -> str:
                 f"| {r['extra_warmup_s']:.1f} |"
             )
     return "\n".join(lines)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--mnist-dir", required=True)
-    parser.add_argument("--imagenette-dir", required=True)
-    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--cases", nargs="*", default=None, choices=list(CASES))
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    results = measure(
-        mnist_dir=args.mnist_dir,
-        imagenette_dir=args.imagenette_dir,
-        device=args.device,
-        quick=args.quick,
-        cases=args.cases,
-    )
-    print(table(results))
-
-
-if __name__ == "__main__":
-    main()
