@@ -8,8 +8,7 @@ a GPU.
 thread count, on a checkpoint that `python train.py model=vae data=mnist trainer.max_steps=50` writes in
 a temporary folder. Its reference features and digit classifier live in a persistent cache (evaluate.py's
 default, <mnist_dir>/genlab_cache, or `measure(cache_dir=...)`): only the first run builds them (cold),
-later
-runs load them (warm). The results say which this run was; a cold run also gives the warm cost, its wall
+later runs load them (warm). The results say which this run was; a cold run also gives the warm cost, its wall
 time less the cache builds that evaluate.py logged.
 
     python -m benchmarks.run --mnist-dir DIR --imagenette-dir DIR --only evaluation [--device cuda] [--quick]
