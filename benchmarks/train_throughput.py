@@ -33,7 +33,7 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from genlab.instantiate import build, build_group
 from genlab.resolvers import register_resolvers
@@ -109,19 +109,35 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-class HandWrittenLoop:
-    """The loop one would write by hand: same nets, data, optimiser and loss; nothing else."""
+#: optimiser arguments that pick an implementation (the same update): a hand-written loop leaves them out
+IMPLEMENTATION_FLAGS = ("fused", "foreach")
 
-    def __init__(self, cfg: DictConfig, datamodule, device: torch.device) -> None:
+
+def optimizer(config: DictConfig, same_implementation: bool):
+    """The `_partial_` optimiser of `config`; without `same_implementation`, torch's default implementation
+    of it (the one `torch.optim.Adam(params, lr=..., betas=...)` gives)."""
+    config = OmegaConf.to_container(config)
+    if not same_implementation:
+        config = {key: value for key, value in config.items() if key not in IMPLEMENTATION_FLAGS}
+    return build(config)
+
+
+class HandWrittenLoop:
+    """The loop one would write by hand: same nets, data, optimiser and loss; nothing else. With
+    `same_implementation`, its optimisers are built exactly as genlab's (e.g. fused); without, they are
+    torch's default implementation of the same optimiser and hyperparameters, as one writes them."""
+
+    def __init__(self, cfg: DictConfig, datamodule, device: torch.device, same_implementation: bool) -> None:
         model_config, _ = split_speed_settings(cfg.model)
         model = build(model_config, image_shape=list(datamodule.image_shape), _recursive_=False)
         self.model = model.to(device).train()
         self.gan = hasattr(model, "discriminator")
         if self.gan:
-            self.opt_g = build(cfg.model.optimizer_g)(model.generator.parameters())
-            self.opt_d = build(cfg.model.optimizer_d)(model.discriminator.parameters())
+            generator, discriminator = model.generator.parameters(), model.discriminator.parameters()
+            self.opt_g = optimizer(cfg.model.optimizer_g, same_implementation)(generator)
+            self.opt_d = optimizer(cfg.model.optimizer_d, same_implementation)(discriminator)
         else:
-            self.opt = build(cfg.model.optimizer)(model.parameters())
+            self.opt = optimizer(cfg.model.optimizer, same_implementation)(model.parameters())
         self.datamodule, self.device = datamodule, device
         self.images = datamodule.split_images("train")
         self.order = torch.randperm(len(self.images))
@@ -153,12 +169,12 @@ class HandWrittenLoop:
 
 
 class Interleave(L.Callback):
-    """After each of genlab's training batches, one timed step of the hand-written loop."""
+    """After each of genlab's training batches, one timed step of each hand-written loop."""
 
-    def __init__(self, loop: HandWrittenLoop, warmup: int) -> None:
-        self.loop, self.warmup = loop, warmup
+    def __init__(self, loops: dict[str, HandWrittenLoop], warmup: int) -> None:
+        self.loops, self.warmup = loops, warmup
         self.genlab_s: list[float] = []  # per timed batch
-        self.loop_s: list[float] = []
+        self.loop_s: dict[str, list[float]] = {name: [] for name in loops}
         self.batches, self.begin, self.last, self.warmup_s = 0, 0.0, 0.0, 0.0
 
     def on_train_start(self, trainer: L.Trainer, *args) -> None:
@@ -169,15 +185,17 @@ class Interleave(L.Callback):
         device = trainer.strategy.root_device
         synchronize(device)
         switch = time.perf_counter()
-        self.loop.step()
-        synchronize(device)
-        done = time.perf_counter()
         self.batches += 1
         if self.batches == self.warmup:
             self.warmup_s = switch - self.begin  # genlab's warm-up batches (and torch.compile's time)
         elif self.batches > self.warmup:
             self.genlab_s.append(switch - self.last)
-            self.loop_s.append(done - switch)
+        for name, loop in self.loops.items():
+            start = time.perf_counter()
+            loop.step()
+            synchronize(device)
+            if self.batches > self.warmup:
+                self.loop_s[name].append(time.perf_counter() - start)
         self.last = time.perf_counter()
 
 
@@ -187,11 +205,29 @@ def reset_peak_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
-def interleaved(cfg: DictConfig, datamodule, batches: int, warmup: int, windows: int, device) -> dict:
-    """One fit of genlab with the hand-written loop interleaved: per-window images/s of both."""
+def same_implementation_differs(cfg: DictConfig) -> bool:
+    """Whether genlab's optimisers name an implementation that torch's default is not (e.g. fused)."""
+    keys = ("optimizer_g", "optimizer_d") if "optimizer_g" in cfg.model else ("optimizer",)
+    return any(cfg.model[key].get(flag) for key in keys for flag in IMPLEMENTATION_FLAGS)
+
+
+def interleaved(
+    cfg: DictConfig, datamodule, batches: int, warmup: int, windows: int, device, default_loop: bool = True
+) -> dict:
+    """One fit of genlab with the hand-written loops interleaved: per-window images/s of each.
+
+    "loop": torch's default optimiser implementation (what one writes by hand), when `default_loop`;
+    "same_loop": the loop with genlab's optimisers exactly, when they differ from the default or
+    `default_loop` is off. The ratio to the latter is genlab's own per-step overhead.
+    """
     torch.manual_seed(0)
     reset_peak_memory(device)
-    clock = Interleave(HandWrittenLoop(cfg, datamodule, device), warmup)
+    loops = {}
+    if default_loop:
+        loops["loop"] = HandWrittenLoop(cfg, datamodule, device, same_implementation=False)
+    if not default_loop or same_implementation_differs(cfg):
+        loops["same_loop"] = HandWrittenLoop(cfg, datamodule, device, same_implementation=True)
+    clock = Interleave(loops, warmup)
     model = build_model(cfg, datamodule)
     with open_dict(cfg):
         cfg.trainer.limit_train_batches = batches
@@ -199,21 +235,28 @@ def interleaved(cfg: DictConfig, datamodule, batches: int, warmup: int, windows:
     trainer.fit(model, datamodule=datamodule)
     size, timed = datamodule.batch_size, len(clock.genlab_s)
     bounds = [round(i * timed / windows) for i in range(windows + 1)]
-    genlab, loop = [], []
-    for a, b in zip(bounds, bounds[1:], strict=False):
-        genlab.append((b - a) * size / sum(clock.genlab_s[a:b]))
-        loop.append((b - a) * size / sum(clock.loop_s[a:b]))
-    ratios = [g / h for g, h in zip(genlab, loop, strict=True)]
-    return {
+
+    def per_window(seconds: list[float]) -> list[float]:
+        return [(b - a) * size / sum(seconds[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+    genlab = per_window(clock.genlab_s)
+    result: dict[str, Any] = {
         "genlab_images_per_s": statistics.median(genlab),
-        "loop_images_per_s": statistics.median(loop),
-        "ratio_median": statistics.median(ratios),
-        "ratios": ratios,
         "batch_size": size,
         "timed_batches": timed,
         "warmup_s": clock.warmup_s,
         "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
     }
+    for name, seconds in clock.loop_s.items():
+        loop = per_window(seconds)
+        ratios = [g / h for g, h in zip(genlab, loop, strict=True)]
+        prefix = "" if name == "loop" else "same_"
+        result |= {
+            f"{name}_images_per_s": statistics.median(loop),
+            f"{prefix}ratio_median": statistics.median(ratios),
+            f"{prefix}ratios": ratios,
+        }
+    return result
 
 
 def prepared(cfg: DictConfig):
@@ -266,16 +309,24 @@ def table(results: dict[str, Any]) -> str:
     gpu = any(r["peak_memory_mb"] is not None for r in training.values())
     lines = [
         "### Training: genlab's train.py against a hand-written loop, batch by batch",
-        "| case | batch | genlab images/s | loop images/s | ratio (median) | window ratios |"
-        + (" peak GPU MB |" if gpu else ""),
-        "|---|---|---|---|---|---|" + ("---|" if gpu else ""),
+        "The loop uses torch's default implementation of the same optimiser; the last two columns time a "
+        "loop with genlab's exact optimisers (e.g. fused Adam), where they differ: genlab's own overhead.",
+        "",
+        "| case | batch | genlab images/s | loop images/s | ratio (median) | window ratios "
+        "| same-optimiser loop images/s | ratio to it |" + (" peak GPU MB |" if gpu else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if gpu else ""),
     ]
     for name, r in training.items():
         ratios = " ".join(f"{v:.3f}" for v in r["ratios"])
         memory = f" {r['peak_memory_mb']:.0f} |" if gpu else ""
+        same = (
+            f"{r['same_loop_images_per_s']:.0f} | {r['same_ratio_median']:.3f}"
+            if "same_ratio_median" in r
+            else "(the same loop) | -"
+        )
         lines.append(
             f"| {name} | {r['batch_size']} | {r['genlab_images_per_s']:.0f} | {r['loop_images_per_s']:.0f} "
-            f"| **{r['ratio_median']:.3f}** | {ratios} |{memory}"
+            f"| **{r['ratio_median']:.3f}** | {ratios} | {same} |{memory}"
         )
     if knobs:
         lines += [

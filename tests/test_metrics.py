@@ -63,6 +63,19 @@ def test_fid_is_zero_on_itself_and_the_squared_shift_for_a_shifted_copy():
     assert distribution.fid(real, real + 1.0) == pytest.approx(8 * 1.0, rel=1e-4)
 
 
+def test_fid_agrees_with_torchmetrics():
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    # Correlated features, as Inception's are, and a fake set with another covariance and mean.
+    real = features(400, dim=16) @ features(16, dim=16, seed=2)
+    fake = features(300, dim=16, seed=1) @ features(16, dim=16, seed=3) + 0.3
+    metric = FrechetInceptionDistance(feature=distribution.PrecomputedFeatures(16))
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    assert distribution.fid(real, fake) == pytest.approx(float(metric.compute()), rel=1e-6)
+    assert distribution.fid(real.float(), fake.float()) == pytest.approx(float(metric.compute()), rel=1e-4)
+
+
 def test_kid_is_near_zero_for_the_same_distribution_and_grows_with_a_shift():
     real, other = features(300).float(), features(300, seed=1).float()
     same_mean, same_std = distribution.kid(real, other, subsets=20, subset_size=100)

@@ -74,3 +74,12 @@ def test_fp16_gan_clips_after_unscaling(make_cfg):
 def test_fp16_mixed_trains_on_gpu(make_cfg, model):
     metrics = train(make_cfg(f"model={model}", "trainer=gpu", "trainer.precision=16-mixed", *TINY))
     assert all(math.isfinite(value) for name, value in metrics.items() if name.endswith("loss"))
+
+
+def test_a_clipped_vae_under_mixed_precision_trains_with_the_unfused_adam(make_cfg):
+    # Lightning cannot clip the gradients of a fused optimizer under mixed precision (it unscales inside its
+    # step): genlab builds the same Adam unfused then.
+    cfg = make_cfg("model=vae", "trainer.precision=bf16-mixed", "++trainer.gradient_clip_val=1.0", *TINY)
+    assert cfg.model.optimizer.fused
+    metrics = train(cfg)
+    assert math.isfinite(metrics["train/loss"])

@@ -1,5 +1,6 @@
 """The speed settings: model.compile, model.channels_last, data.device and trainer.float32_matmul_precision
-train the same model, keep checkpoints those of the plain model, and refuse bad values by name."""
+train the same model, keep checkpoints those of the plain model, and refuse bad values by name; empty
+per-batch hooks are skipped."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import lightning as L
 import pytest
 import torch
 from helpers import assert_same_run, build_model
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import open_dict
 
+from genlab import train as genlab_train
+from genlab.callbacks import TrainingScalars
 from genlab.errors import ConfigError
 from genlab.instantiate import build
-from genlab.speed import set_matmul_precision
+from genlab.speed import PER_BATCH_HOOKS, set_matmul_precision
 from genlab.train import train
 
 SHORT = ["trainer.max_steps=3", "+trainer.limit_val_batches=1", "logger=none", "callbacks=[model_checkpoint]"]
@@ -101,3 +105,37 @@ def test_data_device_auto_batches_on_the_gpu(make_cfg):
     trainer.fit(build_model(cfg), datamodule=datamodule)
     assert devices == ["cuda", "cuda"]
     assert datamodule.splits["train"].images.device.type == "cpu"  # the CPU copy stays for the pictures
+
+
+class CountsBackward(L.Callback):
+    """A callback with one per-batch hook of its own."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.calls += 1
+
+
+def test_empty_per_batch_hooks_are_skipped_and_defined_ones_still_run(make_cfg):
+    cfg = make_cfg("model=vae", *SHORT[:3], "checkpoint_monitor=null")
+    counter = CountsBackward()
+    datamodule = build(cfg.data, _convert_="all")
+    model = genlab_train.build_model(cfg, datamodule)
+    trainer = genlab_train.build_trainer(cfg, [], [counter])
+    checkpoint = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint))
+    scalars = next(c for c in trainer.callbacks if isinstance(c, TrainingScalars))
+    # Empty hooks are None on the instance (Lightning skips what is not callable); defined ones stay.
+    assert counter.on_before_backward is None and callable(counter.on_after_backward)
+    assert checkpoint.on_before_zero_grad is None and callable(checkpoint.on_train_batch_end)
+    assert scalars.on_train_batch_start is None and callable(scalars.on_train_batch_end)
+    assert model.on_after_backward is None and callable(model.training_step)
+    assert all(getattr(L.Callback, hook) is not None for hook in PER_BATCH_HOOKS)  # classes untouched
+    trainer.fit(model, datamodule=datamodule)
+    assert counter.calls == 3
+    assert len(scalars.history["loss"][0]) == 3
+
+
+def test_a_model_hook_it_defines_is_kept(make_cfg):
+    model = build_model(make_cfg("model=gan", "model.grad_clip=1.0"))
+    assert callable(model.on_before_optimizer_step)  # the GAN clips its gradients there

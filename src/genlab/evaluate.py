@@ -101,7 +101,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         datamodule, floor_split, n_reference, extractor, cache, cfg.reference.seed + 1, cfg.batch_size
     )
     samples = generate_uint8(model, cfg.n_samples, cfg.seed, cfg.batch_size)
+    started_features = time.perf_counter()
     fake = extract_features(samples, extractor, cfg.batch_size, progress="generated features")
+    seconds = time.perf_counter() - started_features
+    log.info(
+        "Inception features of %d generated images in %.1f s: %.2f images/s at batch %d",
+        len(samples),
+        seconds,
+        len(samples) / seconds,
+        cfg.batch_size,
+    )
 
     metrics: dict[str, Any] = compare(real, fake, cfg)
     metrics["real_floor"] = compare(real, floor_real, cfg)

@@ -30,7 +30,13 @@ from genlab.instantiate import build, build_group
 from genlab.launch.ddp import check_ddp_launch
 from genlab.launch.failures import record_failure
 from genlab.launch.resumable_sweep import interrupted_checkpoint, record_finished
-from genlab.speed import set_matmul_precision, speed_up, split_speed_settings
+from genlab.speed import (
+    cheap_cuda_checks,
+    set_matmul_precision,
+    skip_empty_hooks,
+    speed_up,
+    split_speed_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +77,7 @@ def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.Lightni
     (`model.compile`, `model.channels_last`) applied."""
     model_config, settings = split_speed_settings(cfg.model)
     model = build(model_config, image_shape=list(datamodule.image_shape), _recursive_=False)
+    skip_empty_hooks([model])
     return speed_up(model, **settings)
 
 
@@ -79,6 +86,7 @@ def build_trainer(
 ) -> L.Trainer:
     """The trainer of `cfg.trainer` with the configured callbacks and the ones every run has."""
     trainer_config = set_matmul_precision(cfg.trainer)
+    cheap_cuda_checks()
     # TrainingScalars first, so the other callbacks see each interval's values; RandomState makes a resume
     # replay every random stream.
     callbacks = [TrainingScalars(), *build_group(cfg.get("callbacks")), RandomState(), *extra_callbacks]
@@ -89,7 +97,9 @@ def build_trainer(
         # interval (TrainingScalars): it redraws with them.
         interval = int(trainer_config.get("log_every_n_steps", 50))
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, interval)))
-    return build(trainer_config, callbacks=callbacks, logger=loggers or False)
+    trainer = build(trainer_config, callbacks=callbacks, logger=loggers or False)
+    skip_empty_hooks(trainer.callbacks)  # with the ones Lightning added
+    return trainer
 
 
 def train(cfg: DictConfig) -> dict[str, float]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torchmetrics.image.fid import FrechetInceptionDistance
-from torchmetrics.image.kid import KernelInceptionDistance
 
 from genlab.errors import require
-from genlab.metrics.inception import shared_inception, to_uint8
+from genlab.metrics import distribution
+from genlab.metrics.inception import extract_features, shared_inception, to_uint8
 
 
 class FIDCallback(L.Callback):
@@ -39,11 +38,9 @@ class FIDCallback(L.Callback):
         self.kid_subset_size = kid_subset_size
         self.batch_size = batch_size
         self.seed = seed
-        self.fid: FrechetInceptionDistance | None = None
-        self.kid: KernelInceptionDistance | None = None
+        self._real: torch.Tensor | None = None  # the validation images' Inception features, computed once
 
-    def _build(self, trainer: L.Trainer, pl_module) -> None:
-        """The metrics, with the validation images' features computed once (reset_real_features=False)."""
+    def _real_features(self, trainer: L.Trainer) -> torch.Tensor:
         real = trainer.datamodule.split_images("val")
         n = min(self.n_samples, len(real))
         require(
@@ -53,35 +50,28 @@ class FIDCallback(L.Callback):
             f"must be <= the {n} validation images used",
         )
         index = torch.randperm(len(real), generator=torch.Generator().manual_seed(self.seed))[:n]
-        inception = shared_inception()
-        self.fid = FrechetInceptionDistance(feature=inception, reset_real_features=False)
-        self.kid = KernelInceptionDistance(
-            feature=inception, subset_size=self.kid_subset_size, reset_real_features=False
-        )
-        for batch in real[index].split(self.batch_size):
-            self.fid.update(batch, real=True)
-            self.kid.update(batch, real=True)
+        return extract_features(real[index], shared_inception(), self.batch_size)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs or trainer.sanity_checking:
             return
-        if self.fid is None:
-            self._build(trainer, pl_module)
-        self.fid.reset()
-        self.kid.reset()
+        if self._real is None:
+            self._real = self._real_features(trainer)
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         was_training = pl_module.training
         pl_module.eval()
         # All latents in one draw, then decoded in batches: the samples do not depend on `batch_size`.
         with torch.no_grad():
-            for z in pl_module.sample_latent(self.n_samples, generator).split(self.batch_size):
-                images = to_uint8(pl_module.to_unit(pl_module.generate(z))).cpu()
-                self.fid.update(images, real=False)
-                self.kid.update(images, real=False)
+            images = torch.cat(
+                [
+                    to_uint8(pl_module.to_unit(pl_module.generate(z))).cpu()
+                    for z in pl_module.sample_latent(self.n_samples, generator).split(self.batch_size)
+                ]
+            )
         pl_module.train(was_training)
-        with torch.random.fork_rng():  # KID's subsets: reproducible, and the run's RNG stream is untouched
-            torch.manual_seed(self.seed)
-            kid_mean, _ = self.kid.compute()
+        fake = extract_features(images, shared_inception(), self.batch_size)
+        # evaluate.py's metrics; KID's subsets are seeded, and the run's RNG stream is untouched.
+        kid_mean, _ = distribution.kid(self._real, fake, subset_size=self.kid_subset_size, seed=self.seed)
         # Every DDP rank draws the same seeded samples; sync_dist keeps the logged values one by construction.
-        pl_module.log("val/fid", float(self.fid.compute()), on_epoch=True, sync_dist=True)
-        pl_module.log("val/kid", float(kid_mean), on_epoch=True, sync_dist=True)
+        pl_module.log("val/fid", distribution.fid(self._real, fake), on_epoch=True, sync_dist=True)
+        pl_module.log("val/kid", kid_mean, on_epoch=True, sync_dist=True)

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torchvision.datasets import MNIST
 
-from genlab.data.base import ImageDataModule, UInt8ImageDataset
-from genlab.errors import DataError, one_line
+from genlab.data.base import BINARIZE, ImageDataModule, UInt8ImageDataset
+from genlab.errors import DataError, one_line, require
 
 IDX_FILES = (
     "train-images-idx3-ubyte",
@@ -38,7 +38,11 @@ def check_idx_file(path: Path) -> None:
 
 
 class MNISTDataModule(ImageDataModule):
-    """MNIST: train 55,000 / val 5,000 (fixed `split_seed`) / test 10,000, as [N, 1, 28, 28] uint8."""
+    """MNIST: train 55,000 / val 5,000 (fixed `split_seed`) / test 10,000, as [N, 1, 28, 28] uint8.
+
+    `binarize="dynamic"`: binary pixels, drawn afresh for each training batch and fixed once per image
+    everywhere else (see ImageDataModule), the setting of the binarised-MNIST likelihoods in the literature.
+    """
 
     def __init__(
         self,
@@ -51,11 +55,19 @@ class MNISTDataModule(ImageDataModule):
         split_seed: int = 0,
         download: bool = False,
         device: str = "cpu",
+        binarize: str | None = None,
     ) -> None:
         super().__init__(
             data_dir, batch_size, pixel_range, num_workers, pin_memory, split_seed, download, device
         )
+        require(
+            binarize in BINARIZE,
+            "data.binarize",
+            binarize,
+            "use null (grey pixels) or dynamic (Bernoulli(intensity) pixels, for a Bernoulli likelihood)",
+        )
         self.val_size = val_size
+        self.binarize = binarize
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

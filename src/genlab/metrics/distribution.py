@@ -8,7 +8,6 @@ import warnings
 
 import torch
 from torch import nn
-from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.kid import KernelInceptionDistance
 
 from genlab.errors import require
@@ -37,11 +36,22 @@ def check_kid_subset_size(subset_size: int, n_real: int, n_fake: int, key: str =
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
-    """Frechet distance between Gaussians fitted to two feature sets [N, D] (torchmetrics' implementation)."""
-    metric = FrechetInceptionDistance(feature=PrecomputedFeatures(real.shape[1]))
-    metric.update(real.double(), real=True)
-    metric.update(fake.double(), real=False)
-    return float(metric.compute())
+    """Frechet distance between Gaussians fitted to two feature sets [N, D]:
+    |mu_r - mu_f|^2 + tr(S_r) + tr(S_f) - 2 tr sqrt(S_r S_f), in float64, covariances with N - 1.
+
+    torchmetrics' FrechetInceptionDistance gives the same number (tests/test_metrics.py checks it) but takes
+    tr sqrt(S_r S_f) from the general eigenvalues of the non-symmetric product, 34 s for 2048 features on a
+    2-core CPU, twice per evaluate.py run. The product's eigenvalues are those of the symmetric
+    sqrt(S_r) S_f sqrt(S_r), which two symmetric eigendecompositions give in ~3 s.
+    """
+    real, fake = real.double(), fake.double()
+    mean_gap = (real.mean(0) - fake.mean(0)).square().sum()
+    cov_real, cov_fake = torch.cov(real.T), torch.cov(fake.T)
+    values, vectors = torch.linalg.eigh(cov_real)
+    root_real = (vectors * values.clamp(min=0).sqrt()) @ vectors.T
+    product_values = torch.linalg.eigvalsh(root_real @ cov_fake @ root_real)
+    trace_root = product_values.clamp(min=0).sqrt().sum()  # as torchmetrics: sqrt(negative rounding) -> 0
+    return float(mean_gap + cov_real.trace() + cov_fake.trace() - 2 * trace_root)
 
 
 def kid(

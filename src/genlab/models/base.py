@@ -3,6 +3,7 @@ small protocol that says what else it can do."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -13,6 +14,8 @@ from torch import nn
 
 from genlab.errors import ConfigError, require
 from genlab.instantiate import build
+
+log = logging.getLogger(__name__)
 
 PIXEL_RANGES = {(0.0, 1.0): torch.sigmoid, (-1.0, 1.0): torch.tanh}
 
@@ -53,14 +56,27 @@ def check_optimizer(config: Mapping[str, Any], key: str) -> None:
     require(isinstance(lr, int | float) and lr > 0, f"{key}.lr", lr, "must be > 0")
     try:
         build(config)([nn.Parameter(torch.zeros(1))])
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{key}={config!r} is invalid: {error}.") from None
+    except (TypeError, ValueError, RuntimeError) as error:
+        hint = f" Drop the fused kernel with ~{key}.fused." if "fused" in str(error) else ""
+        raise ConfigError(f"{key}={config!r} is invalid: {error}.{hint}") from None
 
 
 def build_optimizer(
-    optimizer: Mapping[str, Any], scheduler: Mapping[str, Any] | None, parameters
+    optimizer: Mapping[str, Any],
+    scheduler: Mapping[str, Any] | None,
+    parameters,
+    keep_fused: bool = True,
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler | None]:
-    """An optimizer from its `_partial_` config over `parameters`, and its lr scheduler (or None)."""
+    """An optimizer from its `_partial_` config over `parameters`, and its lr scheduler (or None).
+    Without `keep_fused`, a `fused: true` optimizer is built in torch's default implementation instead."""
+    if not keep_fused and optimizer.get("fused"):
+        log.info(
+            "%s: gradient clipping under mixed precision, which Lightning cannot do for a fused optimizer "
+            "(it unscales inside its step): using the unfused %s, the same update",
+            optimizer["_target_"],
+            optimizer["_target_"],
+        )
+        optimizer = {key: value for key, value in optimizer.items() if key != "fused"}
     built = build(optimizer)(parameters)
     return built, (build(scheduler)(built) if scheduler else None)
 
@@ -97,6 +113,12 @@ class GenerativeModel(L.LightningModule):
         self.latent_dim = int(latent_dim)
         self.pixel_range = pixel_range
         self.output_activation = PIXEL_RANGES[pixel_range]
+
+    def clips_under_mixed_precision(self, clip: float | None) -> bool:
+        """Whether gradients are clipped (`clip` > 0) under a mixed precision: then the optimizers must not
+        be fused (see `build_optimizer`)."""
+        precision = str(self.trainer.precision) if self._trainer is not None else "32-true"
+        return bool(clip) and "mixed" in precision
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` latent vectors from the prior: N(0, I), or U(-1, 1) for `noise: uniform`."""

@@ -1,4 +1,5 @@
-"""Convolutional nets: study A's Imagenette encoder/discriminator and decoder/generator."""
+"""Convolutional nets: study A's Imagenette encoder/discriminator and decoder/generator, which also serve
+at MNIST's 28 px with two stages each (conf/nets/vae_mnist_conv.yaml)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ class ConvEncoder(nn.Module):
     """[Conv (no padding), activation, MaxPool] per stage, flatten, Linear to `out_features`.
 
     Study A: channels 16-32-64-128, kernel 3, pools 2-2-2-2 (VAE, 160px -> 8192 features) or 2-2-2-4
-    (discriminator, -> 2048 features). The Linear's input size is computed from `image_shape`.
+    (discriminator, -> 2048 features); MNIST: 32-64, pools 2-2 (28 -> 26 -> 13 -> 11 -> 5 px, 1600
+    features). The Linear's input size is computed from `image_shape`.
     """
 
     def __init__(
@@ -50,7 +52,8 @@ class ConvEncoder(nn.Module):
         if size < 1:
             raise ConfigError(
                 f"image size {image_shape[1]} is too small for ConvEncoder with {len(channels)} stages of "
-                f"conv k{kernel_size} + pools {list(pools)}: set data.image_size to 64 or 160 (the study)"
+                f"conv k{kernel_size} + pools {list(pools)}: set data.image_size to 64 or 160 (the study), "
+                "or use fewer stages (at MNIST's 28 px: channels [32, 64], pools [2, 2], nets=vae_mnist_conv)"
             )
         self.feature_dim = previous * size * size
         self.head = nn.Linear(self.feature_dim, out_features)
@@ -63,7 +66,8 @@ class ConvDecoder(nn.Module):
     """Linear to a `base_channels` x `base_size`^2 map, ConvTranspose k4 s2 stages (activation +
     BatchNorm each), a ConvTranspose k3 s1 to the image channels, then interpolation to the image size.
 
-    Study A: 256 x 8 x 8 -> 128-64-32-16-8 -> 3 channels at 256px -> interpolated to 160px.
+    Study A: 256 x 8 x 8 -> 128-64-32-16-8 -> 3 channels at 256px -> interpolated to 160px. MNIST:
+    64 x 7 x 7 -> 64-32 -> 1 channel at exactly 28px (no interpolation).
     """
 
     def __init__(

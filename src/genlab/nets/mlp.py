@@ -40,6 +40,11 @@ class MLPEncoder(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)
 
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The last hidden layer's output (after its activation and dropout), the penultimate features that a
+        GAN's feature matching compares."""
+        return self.net[:-1](images)
+
 
 class MLPDecoder(nn.Module):
     """Linear + activation per hidden layer from a latent vector, then Linear to the pixels, reshaped.
