@@ -20,6 +20,7 @@ def compose_train(*overrides):
         ("vae_vs_gan", ["data=mnist"], ["seed=1,2,3,4,5"], (12, 6, 20)),
         ("study_a", ["experiment=study_a_mnist_gan"], ["seed=1,2,3"], (4, 1, 12)),
         ("study_b_lr", ["model.optimizer_g.lr=0.0002"], ["seed=1,2"], (5, 1, 10)),
+        ("mnist_best_vs_study", ["experiment=best_mnist_gan"], ["seed=0,1,2,3,4"], (12, 3, 20)),
     ],
 )
 def test_preset_expands_to_the_grid(preset, narrow, widen, counts):
@@ -75,3 +76,11 @@ def test_slurm_launcher_composes():
 def test_ddp_trainer_composes():
     cfg = compose_train("trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2")
     assert cfg.trainer.strategy == "ddp" and cfg.trainer.devices == 4 and cfg.trainer.num_nodes == 2
+
+
+def test_mnist_best_vs_study_jobs_compose_with_their_presets_nets():
+    for job in sweep_jobs(compose_train("sweep=mnist_best_vs_study"), ["seed=0"]):
+        cfg = compose_train("sweep=mnist_best_vs_study", *job)
+        choices = cfg.hydra.runtime.choices
+        expected = {"best_mnist_vae": "vae_mnist_conv", "best_mnist_gan": "gan_mnist_dcgan"}
+        assert choices.nets == expected.get(choices.experiment, f"{choices.model}_mnist")
