@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import assert_same_run
 from omegaconf import open_dict
 
@@ -40,7 +41,7 @@ def test_resume_from_a_step_checkpoint_in_mid_epoch_is_exact(make_cfg, tmp_path,
     common = [f"model={model}", "seed=7", "logger=none", "trainer.max_epochs=2"]
     step_checkpoints = [
         "callbacks.model_checkpoint.monitor=null",
-        f"callbacks.model_checkpoint.every_n_train_steps={every}",
+        f"+callbacks.model_checkpoint.every_n_train_steps={every}",
         "callbacks.model_checkpoint.save_top_k=-1",
         "callbacks.model_checkpoint.filename='step_{step:04d}'",
     ]
@@ -68,3 +69,41 @@ def test_a_run_started_again_in_its_folder_resumes_the_interrupted_run(make_cfg,
     )
     # A finished run is not resumed: its folder trains afresh only with another ckpt_path or folder.
     assert (tmp_path / "requeued" / "finished.json").is_file()
+
+
+def saved_at(path: Path) -> tuple[int, int]:
+    """(epoch, global step) that a checkpoint was written at."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    return checkpoint["epoch"], checkpoint["global_step"]
+
+
+def test_last_ckpt_is_the_newest_state_when_the_best_epoch_is_older(make_cfg, tmp_path, one_thread):
+    """Lightning 2.6's save_last only rewrites last.ckpt beside a new best; genlab's LastCheckpoint always."""
+    # mode=max on val/loss: epoch 0 stays the "best", so no top-k checkpoint is saved after it
+    cfg = in_dir(
+        make_cfg,
+        tmp_path,
+        "model=vae",
+        "seed=7",
+        "logger=none",
+        "trainer.max_epochs=3",
+        "callbacks.model_checkpoint.mode=max",
+    )
+    train(cfg)
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.glob("*.ckpt")) == ["epoch_000.ckpt", "last.ckpt"]
+    assert saved_at(checkpoints / "last.ckpt")[1] == 3 * BATCHES_PER_EPOCH
+
+
+def test_step_checkpoints_still_save_the_end_of_training(make_cfg, tmp_path, one_thread):
+    cfg = in_dir(
+        make_cfg,
+        tmp_path,
+        "model=vae",
+        "seed=7",
+        "logger=none",
+        "trainer.max_epochs=1",
+        "callbacks.last_checkpoint.every_n_train_steps=4",  # 15 batches: saves at 4, 8, 12, not at 15
+    )
+    train(cfg)
+    assert saved_at(tmp_path / "checkpoints" / "last.ckpt")[1] == BATCHES_PER_EPOCH

@@ -120,7 +120,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         model_config, _ = split_speed_settings(cfg.model)
         check_architecture(cfg.ckpt_path, model_config | {"image_shape": list(datamodule.image_shape)})
     model = build_model(cfg, datamodule)
-    checkpoints = OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
+    checkpoints = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None)
     interrupt = CheckpointOnInterrupt(checkpoints or output_dir / "checkpoints")
     loggers = build_group(cfg.get("logger"))
     trainer = build_trainer(cfg, loggers, [interrupt])
