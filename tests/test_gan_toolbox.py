@@ -101,6 +101,17 @@ def test_dcgan_discriminator_spectral_norm_option(spectral_norm):
     assert all(torch.nn.utils.parametrize.is_parametrized(m, "weight") == spectral_norm for m in layers)
 
 
+def test_dcgan_discriminator_batch_norm_after_every_conv_but_the_first():
+    critic = DCGANDiscriminator((1, 32, 32), width=4, spectral_norm=False, batch_norm=True)
+    kinds = [type(m).__name__ for m in critic.features]
+    assert kinds == ["Conv2d", "LeakyReLU", "Conv2d", "BatchNorm2d", "LeakyReLU", "Conv2d", "BatchNorm2d"] + [
+        "LeakyReLU",
+        "Flatten",
+    ]
+    assert critic.features[0].bias is not None and critic.features[2].bias is None  # BatchNorm has the bias
+    assert critic(torch.randn(5, 1, 32, 32)).shape == (5, 1)
+
+
 def test_mnist_dcgan_preset_builds_a_28px_model(make_cfg):
     cfg = make_cfg("model=gan", "data=mnist", "nets=gan_mnist_dcgan", "model.generator.width=4")
     model = build_model(cfg)

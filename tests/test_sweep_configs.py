@@ -84,3 +84,4 @@ def test_mnist_best_vs_study_jobs_compose_with_their_presets_nets():
         choices = cfg.hydra.runtime.choices
         expected = {"best_mnist_vae": "vae_mnist_conv", "best_mnist_gan": "gan_mnist_dcgan"}
         assert choices.nets == expected.get(choices.experiment, f"{choices.model}_mnist")
+        assert cfg.trainer.max_epochs == 20  # one budget for all four, over the presets' own

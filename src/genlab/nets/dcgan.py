@@ -90,7 +90,8 @@ class DCGANGenerator(nn.Module):
 
 class DCGANDiscriminator(nn.Module):
     """Conv k4 s2 + LeakyReLU(0.2) stages down to base x base, then Linear; spectral norm on every layer
-    unless `spectral_norm` is false.
+    unless `spectral_norm` is false; with `batch_norm`, BatchNorm after every conv but the first (Radford et
+    al.'s D, which sees real and fake images in separate batches, as genlab.models.GAN feeds them).
 
     `features(images)` gives the flattened output of the last conv stage, the penultimate features that
     feature matching (genlab.models.GAN, `feature_matching`) compares.
@@ -103,13 +104,18 @@ class DCGANDiscriminator(nn.Module):
         width: int = 64,
         max_width: int = 512,
         spectral_norm: bool = True,
+        batch_norm: bool = False,
     ) -> None:
         super().__init__()
         n, base = stages(image_shape[1])
         chans = [image_shape[0], *widths(n, width, max_width)]
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(chans, chans[1:], strict=False):
-            layers += [normalised(nn.Conv2d(c_in, c_out, 4, 2, 1), spectral_norm), nn.LeakyReLU(0.2)]
+        for i, (c_in, c_out) in enumerate(zip(chans, chans[1:], strict=False)):
+            layers.append(
+                normalised(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not (batch_norm and i)), spectral_norm)
+            )
+            layers += [nn.BatchNorm2d(c_out)] if batch_norm and i else []
+            layers.append(nn.LeakyReLU(0.2))
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = normalised(nn.Linear(chans[-1] * base * base, out_features), spectral_norm)
 
