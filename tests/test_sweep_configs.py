@@ -21,6 +21,8 @@ def compose_train(*overrides):
         ("study_a", ["experiment=study_a_mnist_gan"], ["seed=1,2,3"], (4, 1, 12)),
         ("study_b_lr", ["model.optimizer_g.lr=0.0002"], ["seed=1,2"], (5, 1, 10)),
         ("mnist_best_vs_study", ["experiment=best_mnist_gan"], ["seed=0,1,2,3,4"], (12, 3, 20)),
+        ("mnist_gan_ablation", ["ablation=none,no_ema"], ["seed=0,1"], (6, 2, 12)),
+        ("mnist_study_gan_tricks", ["ablation=none,ttur"], ["seed=0,1,2"], (5, 2, 15)),
     ],
 )
 def test_preset_expands_to_the_grid(preset, narrow, widen, counts):
@@ -85,3 +87,47 @@ def test_mnist_best_vs_study_jobs_compose_with_their_presets_nets():
         expected = {"best_mnist_vae": "vae_mnist_conv", "best_mnist_gan": "gan_mnist_dcgan"}
         assert choices.nets == expected.get(choices.experiment, f"{choices.model}_mnist")
         assert cfg.trainer.max_epochs == 20  # one budget for all four, over the presets' own
+
+
+# What each ablation job must differ in from its preset (the preset's own value in brackets is checked too).
+ABLATION_SWITCHES = {
+    "none": {},
+    "no_ema": {"model.ema_decay": None},
+    "no_spectral_norm": {"model.discriminator.spectral_norm": False},
+    "bce_loss": {"model.loss": "bce"},
+    "equal_lr": {"model.optimizer_g.lr": 2e-4, "model.optimizer_d.lr": 2e-4},
+    "upsample_nearest": {"model.generator.upsample": "nearest"},
+    "label_smoothing": {"model.label_smoothing": 0.1},
+    "feature_matching": {"model.feature_matching": True},
+    "ttur": {"model.optimizer_g.lr": 1e-4, "model.optimizer_d.lr": 4e-4},
+    "ema": {"model.ema_decay": 0.999},
+}
+
+
+@pytest.mark.parametrize("preset", ["mnist_gan_ablation", "mnist_study_gan_tricks"])
+def test_each_ablation_job_is_its_preset_with_one_switch_changed(preset):
+    """Every job changes its switch from the preset's value and leaves everything else of the model alone."""
+    jobs = sweep_jobs(compose_train(f"sweep={preset}"))
+    reference = compose_train(f"sweep={preset}", *jobs[0])  # ablation=none
+    assert reference.hydra.runtime.choices.ablation == "none"
+    for job in jobs[1:]:
+        cfg = compose_train(f"sweep={preset}", *job)
+        switch = ABLATION_SWITCHES[cfg.hydra.runtime.choices.ablation]
+        changed = {
+            key for key, value in model_values(cfg).items() if model_values(reference).get(key) != value
+        }
+        assert changed == set(switch), job
+        assert all(OmegaConf.select(cfg, key) == value for key, value in switch.items()), job
+        assert cfg.trainer.max_epochs == 10
+
+
+def model_values(cfg) -> dict:
+    return dict(flatten(OmegaConf.to_container(cfg.model, resolve=True), "model."))
+
+
+def flatten(tree, prefix):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value

@@ -28,6 +28,19 @@ def test_every_experiment_runs_fast_dev_run(make_cfg, experiment):
     assert metrics and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
 
 
+ABLATIONS = [
+    ("best_mnist_gan", ablation)
+    for ablation in ("no_ema", "no_spectral_norm", "bce_loss", "equal_lr", "upsample_nearest")
+] + [("study_a_mnist_gan", ablation) for ablation in ("label_smoothing", "feature_matching", "ttur", "ema")]
+
+
+@pytest.mark.parametrize(("experiment", "ablation"), ABLATIONS)
+def test_every_ablation_of_the_sweeps_runs_fast_dev_run(make_cfg, experiment, ablation):
+    """The jobs of sweep=mnist_gan_ablation and sweep=mnist_study_gan_tricks (ablation=none is the preset)."""
+    metrics = train(make_cfg(f"experiment={experiment}", f"ablation={ablation}", "debug=fdr"))
+    assert metrics and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
 def test_model_and_data_pick_the_study_nets(make_cfg):
     cfg = make_cfg("model=gan", "data=imagenette")
     assert cfg.model.generator._target_.endswith("ConvDecoder") and cfg.model.latent_dim == 500
