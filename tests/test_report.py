@@ -30,6 +30,7 @@ def test_runs_are_read_with_their_status(fake_sweep):
     (runs[0].path / "finished.json").unlink()  # stopped after a checkpoint
     assert "interrupted" in read_sweep(sweep_dir)[0].failure
     assert runs[0].metrics["settings.num_samples"] == 64  # nested metrics are flattened
+    assert runs[1].metrics["time/train_minutes"] == 1.5 + runs[1].seed  # from finished.json
     assert runs[0].images["samples"].name == "epoch_001.png"  # the final grid
     assert [step for step, _ in runs[2].scalars["train/g_loss"]] == [0, 1, 2, 3, 4]
 

@@ -3,6 +3,7 @@ weights and optimiser states of the run that was never stopped, tensor for tenso
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,8 +31,16 @@ def test_resume_at_an_epoch_end_is_exact(make_cfg, tmp_path, one_thread, model):
     train(in_dir(make_cfg, tmp_path / "straight", *common, "trainer.max_epochs=2"))
     train(in_dir(make_cfg, tmp_path / "stopped", *common, "trainer.max_epochs=1"))
     last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
+    first = train_minutes(tmp_path / "stopped")
     train(in_dir(make_cfg, tmp_path / "stopped", *common, "trainer.max_epochs=2", f"ckpt_path={last}"))
     assert_same_run(tmp_path / "straight" / "checkpoints" / "last.ckpt", last)
+    # the training time in finished.json goes on from the checkpoint's (Lightning's Timer state)
+    assert 0 < first < train_minutes(tmp_path / "stopped")
+    assert torch.load(last, weights_only=False)["callbacks"]["Timer"]["time_elapsed"]["train"] > 0
+
+
+def train_minutes(run_dir: Path) -> float:
+    return json.loads((run_dir / "finished.json").read_text())["time/train_minutes"]
 
 
 @pytest.mark.parametrize("model", ["vae", "gan"])

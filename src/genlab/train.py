@@ -14,7 +14,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class
-from lightning.pytorch.callbacks import ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import ProgressBar, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -90,6 +90,8 @@ def build_trainer(
     # TrainingScalars first, so the other callbacks see each interval's values; RandomState makes a resume
     # replay every random stream.
     callbacks = [TrainingScalars(), *build_group(cfg.get("callbacks")), RandomState(), *extra_callbacks]
+    if trainer_config.get("max_time") is None:  # else Lightning adds its Timer, which stops the run
+        callbacks.append(Timer(verbose=False))  # the training time, summed over resumes (in checkpoints)
     if trainer_config.get("enable_progress_bar", True) and not any(
         isinstance(callback, ProgressBar) for callback in callbacks
     ):
@@ -130,12 +132,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
     except SIGTERMException:  # Lightning's stop after a SIGTERM, as a SystemExit with status 0
         raise Interrupted(interrupted_message(trainer, interrupt), interrupt.signal or "SIGTERM") from None
     metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    metrics[TRAIN_MINUTES] = round(training_seconds(trainer) / 60, 4)
     # TensorBoard's HParams tab: this run's hyperparameters beside its final metrics.
     log_hparams(loggers, chosen_hparams(cfg), metrics)
     if rank_zero_only.rank == 0:
         record_finished(output_dir, metrics)  # a re-run of the sweep leaves this job alone
     log.info("finished %s: %s", output_dir, {k: round(v, 4) for k, v in sorted(metrics.items())})
     return metrics
+
+
+#: finished.json's record of a run's training time (validation included; over all its resumes)
+TRAIN_MINUTES = "time/train_minutes"
+
+
+def training_seconds(trainer: L.Trainer) -> float:
+    """Seconds spent in fit's training stage by this run, with those before a resume."""
+    timer = next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
+    return timer.time_elapsed("train")
 
 
 def resume_command(checkpoint: Path, output_dir: str) -> str:

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from genlab.errors import GenlabError
 from genlab.launch.failures import read_failure
-from genlab.launch.resumable_sweep import JobState, job_state
+from genlab.launch.resumable_sweep import FINISHED_FILE, JobState, job_state
 
 #: the picture tags of genlab's image callbacks: <run dir>/images/<tag>/epoch_XXX.png
 IMAGE_TAGS = ("samples", "interpolation", "interpolation_real", "reconstructions")
@@ -94,6 +94,14 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
     return flatten(raw)
 
 
+def training_minutes(run_dir: Path) -> dict[str, float]:
+    """The run's training time from its finished.json (train.py records it there), if it has one."""
+    path = run_dir / FINISHED_FILE
+    finished = json.loads(path.read_text()) if path.is_file() else {}
+    key = "time/train_minutes"
+    return {key: float(finished[key])} if isinstance(finished.get(key), int | float) else {}
+
+
 def latest_images(run_dir: Path) -> dict[str, Path]:
     """The last epoch's picture of each image tag."""
     images = {}
@@ -117,7 +125,7 @@ def read_run(run_dir: Path) -> Run:
         run.scalars = read_tensorboard(run_dir / "tensorboard")
     elif (run_dir / "csv" / "metrics.csv").is_file():
         run.scalars = read_csv_log(run_dir / "csv" / "metrics.csv")
-    run.metrics = read_metrics(run_dir)
+    run.metrics = read_metrics(run_dir) | training_minutes(run_dir)
     run.images = latest_images(run_dir)
     if failure is not None:
         run.failure = " ".join(failure["reason"].split())  # one line, for tables
