@@ -14,17 +14,31 @@ import pytest
 import torch
 from helpers import ROOT, data_overrides
 
+from genlab.launch.ddp import without_cpu_sync_batchnorm
+
 HERE = Path(__file__).resolve().parent
 
 
+#: the GAN toolbox at once (issue 11): EMA generator, DiffAugment, lazy R1, on the MNIST DCGAN
+GAN_TOOLBOX = (
+    "experiment=best_mnist_gan",
+    "model.diffaugment=[color,translation,cutout]",
+    "model.r1_gamma=1.0",
+    "model.r1_every=2",
+)
+
+
 def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str) -> None:
-    """Run 2 DDP processes on `devices`: one set of files, equal metrics and weights on both ranks."""
+    """Run 2 DDP processes on `devices`: one set of files, equal metrics and weights on both ranks.
+    `model` "gan_toolbox" is the GAN with GAN_TOOLBOX."""
+    model, extra = ("gan", GAN_TOOLBOX) if model == "gan_toolbox" else (model, ())
     run_dir, ranks = tmp_path / "run", tmp_path / "ranks"
     result = subprocess.run(
         [
             sys.executable,
             str(ROOT / "train.py"),
             f"model={model}",
+            *extra,
             *data_overrides("mnist", mnist_dir, mnist_dir, tmp_path / "cache"),
             "trainer=ddp",
             *devices,
@@ -62,7 +76,7 @@ def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str) ->
         assert torch.equal(tensor, rank1["weights"][name]), name
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.parametrize("model", ["vae", "gan", "gan_toolbox"])
 def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
     check_ddp_run(model, mnist_dir, tmp_path, "trainer.accelerator=cpu", "trainer.devices=2")
 
@@ -71,3 +85,10 @@ def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
 @pytest.mark.parametrize("model", ["vae", "gan"])
 def test_ddp_fp16_mixed_on_two_gpus(model, mnist_dir, tmp_path):
     check_ddp_run(model, mnist_dir, tmp_path, "trainer.devices=2", "trainer.precision=16-mixed")
+
+
+def test_sync_batchnorm_stays_on_for_gpus_and_goes_off_on_cpus():
+    ddp = {"accelerator": "gpu", "sync_batchnorm": True}
+    assert without_cpu_sync_batchnorm(ddp) == ddp
+    assert without_cpu_sync_batchnorm(ddp | {"accelerator": "cpu"})["sync_batchnorm"] is False
+    assert without_cpu_sync_batchnorm({"accelerator": "cpu"}) == {"accelerator": "cpu"}

@@ -27,7 +27,7 @@ from genlab.checkpoints import check_architecture, checkpoint_model_class
 from genlab.errors import CheckpointError, ConfigError, Interrupted, exits_on_error
 from genlab.hparams import chosen_hparams, log_hparams
 from genlab.instantiate import build, build_group
-from genlab.launch.ddp import check_ddp_launch
+from genlab.launch.ddp import check_ddp_launch, without_cpu_sync_batchnorm
 from genlab.launch.failures import record_failure
 from genlab.launch.resumable_sweep import interrupted_checkpoint, record_finished
 from genlab.speed import (
@@ -85,7 +85,7 @@ def build_trainer(
     cfg: DictConfig, loggers: list[Logger], extra_callbacks: Sequence[L.Callback] = ()
 ) -> L.Trainer:
     """The trainer of `cfg.trainer` with the configured callbacks and the ones every run has."""
-    trainer_config = set_matmul_precision(cfg.trainer)
+    trainer_config = without_cpu_sync_batchnorm(set_matmul_precision(cfg.trainer))
     cheap_cuda_checks()
     # TrainingScalars first, so the other callbacks see each interval's values; RandomState makes a resume
     # replay every random stream.

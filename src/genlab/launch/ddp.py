@@ -10,10 +10,28 @@ is re-run, so a sweep on SLURM may use DDP.
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+import torch
 from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 from omegaconf import DictConfig
 
 from genlab.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def without_cpu_sync_batchnorm(trainer: dict[str, Any]) -> dict[str, Any]:
+    """`trainer` with sync_batchnorm off when it would run on CPUs: torch's SyncBatchNorm works only on GPU
+    modules (DDP stops with "SyncBatchNorm layers only work with GPU modules"), so CPU processes keep their
+    own BatchNorm statistics, synchronised from rank 0 at each forward pass (DDP's broadcast_buffers)."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if not (trainer.get("sync_batchnorm") and on_cpu):
+        return trainer
+    log.info("trainer.sync_batchnorm=false on CPU processes (SyncBatchNorm needs GPUs)")
+    return trainer | {"sync_batchnorm": False}
 
 
 def relaunches_script(trainer: DictConfig) -> bool:
