@@ -8,6 +8,7 @@ from genlab.errors import ConfigError
 from genlab.nets.conv import ConvDecoder, ConvEncoder
 from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
 from genlab.nets.mlp import MLPDecoder, MLPEncoder
+from genlab.nets.resnet import DownBlock, ResNetDiscriminator, ResNetGenerator, UpBlock
 
 
 def linear(n_in: int, n_out: int) -> int:
@@ -141,3 +142,40 @@ def test_dcgan_nets_fit_the_image_size(size):
 def test_dcgan_nets_reject_sizes_they_cannot_make():
     with pytest.raises(ConfigError, match="data.image_size"):
         DCGANGenerator(16, (3, 100, 100))
+
+
+@pytest.mark.parametrize(("size", "blocks"), [(28, 2), (32, 3), (64, 4)])
+def test_resnet_nets_fit_the_image_size(size, blocks):
+    generator = ResNetGenerator(16, (3, size, size), width=8, max_width=32)
+    critic = ResNetDiscriminator((3, size, size), width=8, max_width=32)
+    assert sum(isinstance(m, UpBlock) for m in generator.modules()) == blocks
+    assert sum(isinstance(m, DownBlock) for m in critic.modules()) == blocks + 1  # + one without pooling
+    images = generator(torch.randn(2, 16))
+    assert images.shape == (2, 3, size, size) and critic(images).shape == (2, 1)
+    assert critic.features(images).shape == (2, min(32, 8 * 2 ** (blocks - 1)))
+
+
+def test_resnet_discriminator_is_spectrally_normalised_unless_told():
+    for spectral_norm in (True, False):
+        critic = ResNetDiscriminator((3, 32, 32), width=8, spectral_norm=spectral_norm)
+        layers = [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+        assert all(torch.nn.utils.parametrize.is_parametrized(m, "weight") == spectral_norm for m in layers)
+
+
+def test_resnet_blocks_are_residual():
+    """A block is its main path plus its shortcut; the first D block pools the image before its 1x1 conv."""
+    block = DownBlock(3, 8, first=True, spectral_norm=False)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.allclose(block(x), block.main(x) + block.shortcut(x))
+    assert isinstance(block.shortcut[0], torch.nn.AvgPool2d) and block.main[0].in_channels == 3
+    assert isinstance(DownBlock(8, 8, down=False).shortcut, torch.nn.Identity)
+    up = UpBlock(8, 4)
+    assert up(torch.randn(2, 8, 4, 4)).shape == (2, 4, 8, 8)
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_imagenette_resnet_nets_config_builds_a_gan(make_cfg, size):
+    cfg = make_cfg("model=gan", "data=imagenette", "nets=gan_imagenette_resnet", f"data.image_size={size}")
+    model = build_model(cfg)
+    assert model(torch.randn(2, cfg.model.latent_dim)).shape == (2, 3, size, size)
+    assert type(model.discriminator).__name__ == "ResNetDiscriminator"
