@@ -179,3 +179,12 @@ def test_imagenette_resnet_nets_config_builds_a_gan(make_cfg, size):
     model = build_model(cfg)
     assert model(torch.randn(2, cfg.model.latent_dim)).shape == (2, 3, size, size)
     assert type(model.discriminator).__name__ == "ResNetDiscriminator"
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_imagenette_conv_vae_nets_config_builds_a_vae(make_cfg, size):
+    cfg = make_cfg("model=vae", "data=imagenette", "nets=vae_imagenette_dcgan", f"data.image_size={size}")
+    model = build_model(cfg)
+    images = torch.rand(2, 3, size, size)
+    assert model.encoder(images).shape == (2, 2 * cfg.model.latent_dim)
+    assert model.decode(torch.randn(2, cfg.model.latent_dim)).shape == (2, 3, size, size)
