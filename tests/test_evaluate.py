@@ -12,6 +12,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
+from PIL import Image
 
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.evaluate import evaluate, run
@@ -91,11 +92,14 @@ def test_evaluate_a_vae_then_a_gan_end_to_end(make_cfg, eval_cfg, capsys):
     assert protocol["feature_net_sha256"].startswith("7ff4a85c") and "299" in protocol["resize"]
     assert "variance 1/2" in protocol["likelihood"]
     assert "fid" in capsys.readouterr().out
+    # the grid of the measured samples, beside metrics.json: 6 digits of 28 px in one row, 2 px apart
+    assert Image.open(vae_ckpt.parents[1] / "samples.png").size == (6 * 30 + 2, 32)
 
     gan_ckpt = trained_checkpoint(make_cfg, "model=gan", run="gan_run")
     out = gan_ckpt.parent / "gan_metrics.json"
     gan = evaluate(eval_cfg(f"ckpt_path={gan_ckpt}", f"out={out}", "classifier=false", *SMALL_EVAL))
     assert json.loads(out.read_text())["protocol"]["model"] == "GAN"
+    assert (gan_ckpt.parent / "gan_metrics_samples.png").is_file()
     assert "iwae" not in gan["metrics"] and "class_histogram" not in gan["metrics"]
     # The real-vs-real floor used the cached reference features: the same numbers for both models.
     assert gan["metrics"]["real_floor"]["fid"] == pytest.approx(metrics["real_floor"]["fid"])

@@ -11,7 +11,7 @@ from helpers import ROOT
 from sweep_fakes import write_fake_run, write_fake_sweep
 
 from genlab.errors import GenlabError
-from genlab.report.report import write_report
+from genlab.report.report import samples_figure, summarise, write_report
 from genlab.report.runs import read_sweep
 
 
@@ -102,3 +102,20 @@ def test_equal_values_are_a_tie_not_a_win(tmp_path):
     report = write_report(tmp_path / "s").read_text()
     assert "**GAN** wins on fid (60 vs VAE 80)" in report
     assert "VAE and GAN tie on precision (0)" in report and "wins on precision" not in report
+
+
+def test_samples_figure_shows_every_configuration_and_prefers_the_evaluated_grid(tmp_path):
+    """Two configurations of each model (the four-model table of mnist_best_vs_study): four panels; a run with
+    evaluate.py's samples.png shows that grid, what its metrics measured."""
+    for job, (model, extra) in enumerate(
+        [("vae", "experiment=a"), ("vae", "experiment=b"), ("gan", "experiment=c"), ("gan", "experiment=d")]
+    ):
+        write_fake_run(tmp_path / str(job), model, "mnist", 0, {"fid": 1.0 + job}, extra=(extra,))
+    evaluated = tmp_path / "1" / "samples.png"
+    evaluated.write_bytes((tmp_path / "1" / "images" / "samples" / "epoch_001.png").read_bytes())
+    runs = read_sweep(tmp_path)
+    assert runs[1].images["samples"] == evaluated and runs[0].images["samples"].name == "epoch_001.png"
+    figure = samples_figure(summarise(runs), "mnist")
+    titles = [axis.get_title() for axis in figure.axes if axis.images]
+    assert len(titles) == 4
+    assert "experiment=b" in titles[1] and "evaluate.py samples" in titles[1] and "epoch_001" in titles[0]

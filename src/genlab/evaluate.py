@@ -30,8 +30,20 @@ from genlab.metrics.inception import (
 from genlab.metrics.likelihood import likelihood_scores
 from genlab.metrics.reference import reference_features, subset_indices
 from genlab.models.base import class_path
+from genlab.pictures.images import image_grid, save_grid
 
 log = logging.getLogger(__name__)
+
+
+#: samples shown in the grid evaluate.py saves beside metrics.json
+GRID_IMAGES = 64
+
+
+def samples_grid_path(metrics_path: Path) -> Path:
+    """Where evaluate.py saves its samples' grid: metrics.json -> samples.png, x.json -> x_samples.png."""
+    if metrics_path.name == "metrics.json":
+        return metrics_path.with_name("samples.png")
+    return metrics_path.with_name(f"{metrics_path.stem}_samples.png")
 
 
 def run_dir(ckpt_path: Path) -> Path:
@@ -171,8 +183,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     out = Path(cfg.out).expanduser() if cfg.out else run_dir(ckpt_path) / "metrics.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
+    # the pictures of exactly what was measured: the first 64 of these samples
+    grid = save_grid(image_grid(samples[:GRID_IMAGES].float() / 255.0, nrow=8), samples_grid_path(out))
     print(table(result))
-    print(f"wrote {out}")
+    print(f"wrote {out} and {grid}")
     if add_to_run(run_dir(ckpt_path), metrics):
         print(f"added to the HParams tab of {run_dir(ckpt_path) / 'tensorboard'}")
     return result

@@ -142,27 +142,30 @@ def curves_figure(runs: Sequence[Run], model: str, data: str) -> Figure | None:
 
 
 def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
-    """The final sample grids of each model on one dataset, side by side (first successful seed of each
-    model's first configuration that saved samples)."""
-    shown = {}
-    for row in rows:
-        if row.data == data and row.model not in shown:
-            run = next((r for r in row.runs if r.ok and "samples" in r.images), None)
-            if run is not None:
-                shown[row.model] = run
+    """The final sample grids of each configuration on one dataset, side by side (its first successful seed
+    that saved samples; evaluate.py's grid of the measured samples where there is one)."""
+    shown = [
+        (row, run)
+        for row in rows
+        if row.data == data
+        for run in [next((r for r in row.runs if r.ok and "samples" in r.images), None)]
+        if run is not None
+    ]
     if not shown:
         return None
-    figure = Figure(figsize=(5 * len(shown), 5.4))
-    axes = figure.subplots(1, len(shown), squeeze=False)
-    models = [model for model in models_in_order(rows) if model in shown]
-    for axis, model in zip(axes[0], models, strict=True):
-        run = shown[model]
-        axis.imshow(imread(run.images["samples"]), cmap="gray")
-        axis.set_title(
-            f"{model} on {data}\n{run.configuration} seed={run.seed}\n{run.images['samples'].name}",
-            fontsize=8,
-        )
+    order = models_in_order(rows)
+    shown.sort(key=lambda item: (order.index(item[0].model), job_order(item[1].path)))
+    columns = min(len(shown), 4)
+    rows_of_panels = -(-len(shown) // columns)
+    figure = Figure(figsize=(4 * columns, 4.5 * rows_of_panels))
+    axes = figure.subplots(rows_of_panels, columns, squeeze=False).ravel()
+    for axis in axes:
         axis.axis("off")
+    for axis, (row, run) in zip(axes, shown, strict=False):
+        axis.imshow(imread(run.images["samples"]), cmap="gray")
+        picture = run.images["samples"]
+        source = "evaluate.py samples" if picture.name == "samples.png" else picture.name
+        axis.set_title(f"{row.model} {row.configuration}\nseed={run.seed}, {source}", fontsize=8)
     figure.tight_layout()
     return figure
 
