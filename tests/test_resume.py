@@ -86,33 +86,29 @@ def saved_at(path: Path) -> tuple[int, int]:
     return checkpoint["epoch"], checkpoint["global_step"]
 
 
+SMALL_VAE = ("model=vae", "seed=7", "logger=none")
+
+
 def test_last_ckpt_is_the_newest_state_when_the_best_epoch_is_older(make_cfg, tmp_path, one_thread):
     """Lightning 2.6's save_last only rewrites last.ckpt beside a new best; genlab's LastCheckpoint always."""
     # mode=max on val/loss: epoch 0 stays the "best", so no top-k checkpoint is saved after it
-    cfg = in_dir(
-        make_cfg,
-        tmp_path,
-        "model=vae",
-        "seed=7",
-        "logger=none",
-        "trainer.max_epochs=3",
-        "callbacks.model_checkpoint.mode=max",
+    train(
+        in_dir(make_cfg, tmp_path, *SMALL_VAE, "trainer.max_epochs=3", "callbacks.model_checkpoint.mode=max")
     )
-    train(cfg)
     checkpoints = tmp_path / "checkpoints"
     assert sorted(p.name for p in checkpoints.glob("*.ckpt")) == ["epoch_000.ckpt", "last.ckpt"]
     assert saved_at(checkpoints / "last.ckpt")[1] == 3 * BATCHES_PER_EPOCH
 
 
 def test_step_checkpoints_still_save_the_end_of_training(make_cfg, tmp_path, one_thread):
-    cfg = in_dir(
-        make_cfg,
-        tmp_path,
-        "model=vae",
-        "seed=7",
-        "logger=none",
-        "trainer.max_epochs=1",
-        "callbacks.last_checkpoint.every_n_train_steps=4",  # 15 batches: saves at 4, 8, 12, not at 15
+    # 15 batches: saves at 4, 8, 12, not at 15
+    train(
+        in_dir(
+            make_cfg,
+            tmp_path,
+            *SMALL_VAE,
+            "trainer.max_epochs=1",
+            "callbacks.last_checkpoint.every_n_train_steps=4",
+        )
     )
-    train(cfg)
     assert saved_at(tmp_path / "checkpoints" / "last.ckpt")[1] == BATCHES_PER_EPOCH
