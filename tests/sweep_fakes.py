@@ -48,7 +48,10 @@ def write_fake_run(
         (run_dir / "finished.json").write_text(json.dumps({"time/train_minutes": 1.5 + seed}))
     if metrics is not None:
         # evaluate.py's layout: numbers under "metrics" (with the real floor), settings under "protocol"
-        record = {"metrics": {**metrics, "real_floor": {"fid": 1.0}}, "protocol": {"n_samples": 10}}
+        record = {
+            "metrics": {"real_floor": {"fid": 1.0, "kid_mean": 0.0001}, **metrics},
+            "protocol": {"n_samples": 10},
+        }
         (run_dir / "metrics.json").write_text(json.dumps(record))
     channels = 1 if data == "mnist" else 3
     (run_dir / "images" / "samples").mkdir(parents=True)
@@ -72,7 +75,7 @@ def write_fake_sweep(sweep_dir: Path) -> dict[str, dict[str, list[float]]]:
                 "precision": 0.5 + 0.1 * seed,
                 "kid_mean": 0.01 * seed,
                 "settings": {"num_samples": 64, "feature_net": "fake"},
-            }
+            } | ({"iwae": -90.0 - seed} if model == "vae" else {})
             values[model]["fid"].append(metrics["fid"])
             values[model]["precision"].append(metrics["precision"])
             write_fake_run(sweep_dir / str(job), model, "mnist", seed, metrics)

@@ -52,7 +52,8 @@ def test_report_table_csv_and_figures(fake_sweep):
         statuses = [row["status"] for row in csv.DictReader(handle)]
     assert statuses == ["ok"] * 4 + ["failed"] * 2
 
-    table = [line for line in report.splitlines() if line.startswith("| mnist")]
+    final = report.split("## Final values per configuration")[1].split("##")[0]
+    table = [line for line in final.splitlines() if line.startswith("| mnist")]
     assert len(table) == 2 and all("2/3 (**1 failed**)" in line for line in table)
     vae_fid, gan_fid = (statistics.fmean(values[m]["fid"]) for m in ("vae", "gan"))
     fid_winner = "VAE" if vae_fid < gan_fid else "GAN"
@@ -61,6 +62,24 @@ def test_report_table_csv_and_figures(fake_sweep):
     for name in ("curves_mnist_vae.png", "curves_mnist_gan.png", "samples_mnist.png"):
         assert (sweep_dir / "figures" / name).stat().st_size > 0
         assert f"figures/{name}" in report
+
+
+def test_quality_table_has_the_floor_the_nll_and_the_training_time(fake_sweep):
+    sweep_dir, values = fake_sweep
+    report = write_report(sweep_dir).read_text()
+    quality = report.split("## Quality")[1].split("##")[0].strip().splitlines()
+    assert quality[0] == (
+        "| data | model | configuration | runs | FID | KID | precision | test NLL (IWAE, nats) "
+        "| training minutes |"
+    )
+    assert quality[2] == (
+        "| mnist | real floor | real train vs reference images | - | 1 | 0.0001 | - | - | - |"
+    )
+    rows = {line.split(" | ")[1]: line.split(" | ")[3:] for line in quality[3:]}
+    vae_fid = statistics.fmean(values["vae"]["fid"])
+    assert rows["VAE"][:2] == ["2/3", f"{vae_fid:.4g} ± 7.1"]
+    assert rows["VAE"][4] == "91.5 ± 0.71" and rows["GAN"][4] == "-"  # -IWAE: the VAE's only
+    assert rows["VAE"][5] == "3 ± 0.71 |"  # finished.json's minutes: 1.5 + seed, seeds 1 and 2
 
 
 def test_report_without_metrics_or_images(tmp_path):

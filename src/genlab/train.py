@@ -29,7 +29,7 @@ from genlab.hparams import chosen_hparams, log_hparams
 from genlab.instantiate import build, build_group
 from genlab.launch.ddp import check_ddp_launch, without_cpu_sync_batchnorm
 from genlab.launch.failures import record_failure
-from genlab.launch.resumable_sweep import interrupted_checkpoint, record_finished
+from genlab.launch.resumable_sweep import TRAIN_MINUTES, interrupted_checkpoint, record_finished
 from genlab.speed import (
     cheap_cuda_checks,
     set_matmul_precision,
@@ -139,10 +139,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
         record_finished(output_dir, metrics)  # a re-run of the sweep leaves this job alone
     log.info("finished %s: %s", output_dir, {k: round(v, 4) for k, v in sorted(metrics.items())})
     return metrics
-
-
-#: finished.json's record of a run's training time (validation included; over all its resumes)
-TRAIN_MINUTES = "time/train_minutes"
 
 
 def training_seconds(trainer: L.Trainer) -> float:

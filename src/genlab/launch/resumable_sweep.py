@@ -28,6 +28,8 @@ from genlab.launch.failures import FAILURE_FILE
 log = logging.getLogger(__name__)
 
 FINISHED_FILE = "finished.json"
+#: finished.json's record of a run's training time (validation included; over all its resumes)
+TRAIN_MINUTES = "time/train_minutes"
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 

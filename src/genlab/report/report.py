@@ -12,6 +12,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
+from genlab.launch.resumable_sweep import TRAIN_MINUTES
 from genlab.report.runs import Run, job_order, label_configurations, read_sweep
 
 #: which way is better for the metrics evaluate.py writes; metrics not listed are shown but not judged
@@ -25,6 +26,19 @@ HIGHER_IS_BETTER = {
     "test_elbo": True,
     "iwae": True,
 }
+
+#: the report's headline table: (metric, column title, sign); the VAE's IWAE bound is shown as an NLL in nats
+QUALITY = [
+    ("fid", "FID", 1),
+    ("kid_mean", "KID", 1),
+    ("precision", "precision", 1),
+    ("recall", "recall", 1),
+    ("density", "density", 1),
+    ("coverage", "coverage", 1),
+    ("class_entropy", "class entropy", 1),
+    ("iwae", "test NLL (IWAE, nats)", -1),
+    (TRAIN_MINUTES, "training minutes", 1),
+]
 
 
 @dataclass
@@ -170,14 +184,42 @@ def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
     return figure
 
 
-def format_value(row: Row, name: str) -> str:
+def format_value(row: Row, name: str, sign: int = 1) -> str:
+    """`name`'s mean (times `sign`), ± its std over seeds when there are several."""
     if name not in row.mean:
         return "-"
-    return (
-        f"{row.mean[name]:.4g} ± {row.std[name]:.2g}"
-        if len(row.runs) - len(row.failures) > 1
-        else (f"{row.mean[name]:.4g}")
-    )
+    mean = sign * row.mean[name]
+    return f"{mean:.4g} ± {row.std[name]:.2g}" if len(row.runs) - len(row.failures) > 1 else f"{mean:.4g}"
+
+
+def quality_table(rows: Sequence[Row]) -> list[str]:
+    """The headline table: evaluate.py's sample metrics, the likelihood bound and the training time of each
+    configuration, with the real-data floor (train vs reference images) first; [] before any evaluation."""
+    shown = [(name, title, sign) for name, title, sign in QUALITY if any(name in row.mean for row in rows)]
+    if all(name == TRAIN_MINUTES for name, _, _ in shown):
+        return []
+    lines = [
+        "| data | model | configuration | runs | " + " | ".join(title for _, title, _ in shown) + " |",
+        "|" + "---|" * (len(shown) + 4),
+    ]
+    floor = next((row for row in rows if "real_floor.fid" in row.mean), None)
+    if floor is not None:
+        cells = [
+            f"{floor.mean[f'real_floor.{n}']:.4g}" if f"real_floor.{n}" in floor.mean else "-"
+            for n, _, _ in shown
+        ]
+        lines.append(
+            f"| {floor.data} | real floor | real train vs reference images | - | " + " | ".join(cells) + " |"
+        )
+    for row in rows:
+        cells = [format_value(row, name, sign) for name, _, sign in shown]
+        done = len(row.runs) - len(row.failures)
+        lines.append(
+            f"| {row.data} | {row.model} | `{row.configuration}` | {done}/{len(row.runs)} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return lines
 
 
 def write_csvs(rows: Sequence[Row], runs: Sequence[Run], names: Sequence[str], sweep_dir: Path) -> None:
@@ -253,6 +295,9 @@ def write_report(sweep_dir: str | Path) -> Path:
         "- No metric that both models share (run `python evaluate.py ckpt_path=...` on each run for FID, "
         "KID, precision/recall): the losses below are not comparable between different models."
     ]
+    quality = quality_table(rows)
+    if quality:
+        lines += ["", "## Quality", ""] + quality
     lines += ["", "## Final values per configuration", ""]
     header = ["data", "model", "configuration", "runs", *names]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

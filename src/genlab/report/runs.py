@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 
 from genlab.errors import GenlabError
 from genlab.launch.failures import read_failure
-from genlab.launch.resumable_sweep import FINISHED_FILE, JobState, job_state
+from genlab.launch.resumable_sweep import FINISHED_FILE, TRAIN_MINUTES, JobState, job_state
 
 #: the picture tags of genlab's image callbacks: <run dir>/images/<tag>/epoch_XXX.png
 IMAGE_TAGS = ("samples", "interpolation", "interpolation_real", "reconstructions")
@@ -98,8 +98,8 @@ def training_minutes(run_dir: Path) -> dict[str, float]:
     """The run's training time from its finished.json (train.py records it there), if it has one."""
     path = run_dir / FINISHED_FILE
     finished = json.loads(path.read_text()) if path.is_file() else {}
-    key = "time/train_minutes"
-    return {key: float(finished[key])} if isinstance(finished.get(key), int | float) else {}
+    minutes = finished.get(TRAIN_MINUTES)
+    return {TRAIN_MINUTES: float(minutes)} if isinstance(minutes, int | float) else {}
 
 
 def latest_images(run_dir: Path) -> dict[str, Path]:
