@@ -23,6 +23,7 @@ def compose_train(*overrides):
         ("mnist_best_vs_study", ["experiment=best_mnist_gan"], ["seed=0,1,2,3,4"], (12, 3, 20)),
         ("mnist_gan_ablation", ["ablation=none,no_ema"], ["seed=0,1"], (6, 2, 12)),
         ("mnist_study_gan_tricks", ["ablation=none,ttur"], ["seed=0,1,2"], (5, 2, 15)),
+        ("imagenette_best_vs_study", ["experiment=best_imagenette_gan"], ["seed=0,1,2"], (4, 1, 12)),
     ],
 )
 def test_preset_expands_to_the_grid(preset, narrow, widen, counts):
@@ -87,6 +88,21 @@ def test_mnist_best_vs_study_jobs_compose_with_their_presets_nets():
         expected = {"best_mnist_vae": "vae_mnist_conv", "best_mnist_gan": "gan_mnist_dcgan"}
         assert choices.nets == expected.get(choices.experiment, f"{choices.model}_mnist")
         assert cfg.trainer.max_epochs == 20  # one budget for all four, over the presets' own
+
+
+def test_imagenette_best_vs_study_trains_all_four_at_64px_with_their_own_budgets():
+    budgets = {}
+    for job in sweep_jobs(compose_train("sweep=imagenette_best_vs_study")):
+        cfg = compose_train("sweep=imagenette_best_vs_study", *job)
+        choices = cfg.hydra.runtime.choices
+        assert cfg.data.image_size == 64 and choices.data == "imagenette"
+        budgets[choices.experiment] = (choices.nets, cfg.trainer.max_epochs, cfg.trainer.max_steps)
+    assert budgets == {
+        "best_imagenette_gan": ("gan_imagenette_dcgan", -1, 10000),
+        "best_imagenette_vae": ("vae_imagenette_dcgan", -1, 5000),
+        "study_a_imagenette_gan": ("gan_imagenette", 100, -1),
+        "study_a_imagenette_vae": ("vae_imagenette", 200, -1),
+    }
 
 
 # What each ablation job must differ in from its preset (the preset's own value in brackets is checked too).
