@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import CONF_DIR, ROOT, data_overrides, write_fake_imagenette, write_fake_mnist
-from hydra import compose, initialize_config_dir
+from helpers import (
+    ROOT,
+    TEST_IMAGE_SIZE,
+    compose_train,
+    data_overrides,
+    write_fake_imagenette,
+    write_fake_mnist,
+)
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -45,14 +51,10 @@ def make_cfg(tmp_path, mnist_dir, imagenette_dir):
     def make(*overrides: str, data: str | None = None) -> DictConfig:
         if data is None:
             data = next((o.split("=", 1)[1] for o in overrides if o.startswith("data=")), "mnist")
-        extra = data_overrides(data, mnist_dir, imagenette_dir, tmp_path / "cache")
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(
-                config_name="train",
-                return_hydra_config=True,
-                overrides=["trainer=cpu", *extra, *overrides],
-            )
+        extra = data_overrides(data, mnist_dir, imagenette_dir, tmp_path / "cache", image_size=False)
+        cfg = compose_train("trainer=cpu", *extra, *overrides)
+        if data == "imagenette" and cfg.data.image_size > TEST_IMAGE_SIZE:  # a 32 px preset keeps its size
+            cfg = compose_train("trainer=cpu", *extra, f"data.image_size={TEST_IMAGE_SIZE}", *overrides)
         with open_dict(cfg):
             cfg.paths.root_dir = str(ROOT)
             cfg.paths.log_dir = str(tmp_path / "outputs")

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,16 +51,26 @@ def write_fake_imagenette(root: Path, n_train: int = 6, n_val: int = 2, seed: in
     return root
 
 
-def data_overrides(data: str, mnist_dir: Path, imagenette_dir: Path, cache_dir: Path) -> list[str]:
-    """Overrides that point `data` at the fake files and keep it small and fast."""
+def compose_train(*overrides: str) -> DictConfig:
+    """conf/train.yaml with `overrides`, Hydra's own settings included (as a run sees them)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="train", return_hydra_config=True, overrides=list(overrides))
+
+
+#: the largest Imagenette size the tests train at (the study's 160 px is slow on a CPU)
+TEST_IMAGE_SIZE = 64
+
+
+def data_overrides(
+    data: str, mnist_dir: Path, imagenette_dir: Path, cache_dir: Path, image_size: bool = True
+) -> list[str]:
+    """Overrides that point `data` at the fake files and keep it small and fast (Imagenette at
+    TEST_IMAGE_SIZE unless `image_size` is false)."""
     if data == "mnist":
         return [f"data.data_dir={mnist_dir}", "data.val_size=50", "data.batch_size=16"]
-    return [
-        f"data.data_dir={imagenette_dir}",
-        "data.image_size=64",
-        "data.batch_size=6",
-        f"data.cache_dir={cache_dir}",
-    ]
+    size = [f"data.image_size={TEST_IMAGE_SIZE}"] if image_size else []
+    return [f"data.data_dir={imagenette_dir}", *size, "data.batch_size=6", f"data.cache_dir={cache_dir}"]
 
 
 # Six samples against six real images, KID on subsets of three: seconds of Inception on a CPU.

@@ -1,17 +1,9 @@
 """Sweep presets and launcher configs compose, and expand to the expected jobs."""
 
 import pytest
-from helpers import CONF_DIR
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from helpers import compose_train
 from omegaconf import OmegaConf
 from sweep_grid import sweep_jobs
-
-
-def compose_train(*overrides):
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return compose(config_name="train", return_hydra_config=True, overrides=list(overrides))
 
 
 @pytest.mark.parametrize(

@@ -235,3 +235,12 @@ def test_checkpoints_are_written_atomically(make_cfg, tmp_path, monkeypatch):
         io.save_checkpoint({"step": 2}, path)
     assert torch.load(path, weights_only=True) == {"step": 1}  # the previous complete file
     assert [p.name for p in path.parent.iterdir()] == ["last.ckpt"]  # no partial file left behind
+
+
+@pytest.mark.parametrize("model", ["gan", "vae"])
+def test_imagenette_32px_presets_are_the_64px_recipe_at_32px(make_cfg, model):
+    full = make_cfg(f"experiment=best_imagenette_{model}", data="imagenette")
+    quick = make_cfg(f"experiment=best_imagenette_{model}_32px", data="imagenette")
+    assert (full.data.image_size, quick.data.image_size) == (64, 32)
+    assert quick.model == full.model and quick.trainer == full.trainer
+    assert full.trainer.max_epochs == -1 and full.trainer.max_steps > 0  # a budget in updates, any data size
