@@ -138,3 +138,22 @@ def test_samples_figure_shows_every_configuration_and_prefers_the_evaluated_grid
     titles = [axis.get_title() for axis in figure.axes if axis.images]
     assert len(titles) == 4
     assert "experiment=b" in titles[1] and "evaluate.py samples" in titles[1] and "epoch_001" in titles[0]
+
+
+def test_sweeps_in_parts_make_one_report(tmp_path, monkeypatch):
+    """compare.py DIR1 DIR2 --out DIR: the runs of both sweeps in one table, each named by its sweep."""
+    write_fake_run(tmp_path / "part_a" / "0", "vae", "mnist", 0, metrics={"fid": 80.0})
+    write_fake_run(tmp_path / "part_a" / "1", "vae", "mnist", 1, metrics={"fid": 70.0})
+    write_fake_run(tmp_path / "part_b" / "0", "gan", "mnist", 0, metrics={"fid": 60.0})
+    run_compare(
+        str(tmp_path / "part_a"),
+        str(tmp_path / "part_b"),
+        "--out",
+        str(tmp_path / "all"),
+        monkeypatch=monkeypatch,
+    )
+    report = (tmp_path / "all" / "report.md").read_text()
+    assert "**GAN** wins on fid (60 vs VAE 75)" in report
+    with (tmp_path / "all" / "runs.csv").open() as handle:
+        assert [row["run"] for row in csv.DictReader(handle)] == ["part_a/0", "part_a/1", "part_b/0"]
+    assert not (tmp_path / "part_a" / "report.md").exists()

@@ -13,7 +13,7 @@ from sweep_grid import sweep_jobs
         ("study_a", ["experiment=study_a_mnist_gan"], ["seed=1,2,3"], (4, 1, 12)),
         ("study_b_lr", ["model.optimizer_g.lr=0.0002"], ["seed=1,2"], (5, 1, 10)),
         ("mnist_best_vs_study", ["experiment=best_mnist_gan"], ["seed=0,1,2,3,4"], (12, 3, 20)),
-        ("mnist_gan_ablation", ["ablation=none,no_ema"], ["seed=0,1"], (6, 2, 12)),
+        ("mnist_gan_ablation", ["ablation=none,no_ema"], ["seed=0,1"], (8, 2, 16)),
         ("mnist_study_gan_tricks", ["ablation=none,ttur"], ["seed=0,1,2"], (5, 2, 15)),
         ("imagenette_best_vs_study", ["experiment=best_imagenette_gan"], ["seed=0,1,2"], (4, 1, 12)),
     ],
@@ -101,9 +101,14 @@ def test_imagenette_best_vs_study_trains_all_four_at_64px_with_their_own_budgets
 ABLATION_SWITCHES = {
     "none": {},
     "no_ema": {"model.ema_decay": None},
-    "no_spectral_norm": {"model.discriminator.spectral_norm": False},
-    "bce_loss": {"model.loss": "bce"},
-    "equal_lr": {"model.optimizer_g.lr": 2e-4, "model.optimizer_d.lr": 2e-4},
+    "no_batch_norm_d": {"model.discriminator.batch_norm": False},
+    "half_width": {
+        f"model.{net}.{key}": value
+        for net in ("generator", "discriminator")
+        for key, value in (("width", 32), ("max_width", 256))
+    },
+    "hinge_loss": {"model.loss": "hinge"},
+    "spectral_norm": {"model.discriminator.spectral_norm": True},
     "upsample_nearest": {"model.generator.upsample": "nearest"},
     "label_smoothing": {"model.label_smoothing": 0.1},
     "feature_matching": {"model.feature_matching": True},

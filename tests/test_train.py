@@ -30,7 +30,15 @@ def test_every_experiment_runs_fast_dev_run(make_cfg, experiment):
 
 ABLATIONS = [
     ("best_mnist_gan", ablation)
-    for ablation in ("no_ema", "no_spectral_norm", "bce_loss", "equal_lr", "upsample_nearest")
+    for ablation in (
+        "no_ema",
+        "no_batch_norm_d",
+        "half_width",
+        "hinge_loss",
+        "spectral_norm",
+        "ttur",
+        "upsample_nearest",
+    )
 ] + [("study_a_mnist_gan", ablation) for ablation in ("label_smoothing", "feature_matching", "ttur", "ema")]
 
 

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from genlab.launch.resumable_sweep import TRAIN_MINUTES
-from genlab.report.runs import Run, job_order, label_configurations, read_sweep
+from genlab.report.runs import Run, job_order, label_configurations, read_sweeps
 
 #: which way is better for the metrics evaluate.py writes; metrics not listed are shown but not judged
 HIGHER_IS_BETTER = {
@@ -144,7 +144,7 @@ def curves_figure(runs: Sequence[Run], model: str, data: str) -> Figure | None:
             if tag in run.scalars:
                 steps, values = zip(*run.scalars[tag], strict=True)
                 label = (
-                    f"{run.path.name}: seed={run.seed}"
+                    f"{run.label}: seed={run.seed}"
                     + ("" if run.configuration == "-" else f" {run.configuration}")
                     + ("" if run.ok else " (failed)")
                 )
@@ -245,7 +245,7 @@ def write_csvs(rows: Sequence[Row], runs: Sequence[Run], names: Sequence[str], s
                     row.data,
                     len(row.runs),
                     len(row.failures),
-                    " | ".join(f"{r.path.name}: {r.failure}" for r in row.failures),
+                    " | ".join(f"{r.label}: {r.failure}" for r in row.failures),
                     *[row.__getattribute__(s).get(n, "") for n in names for s in ("mean", "std")],
                 ]
             )
@@ -256,7 +256,7 @@ def write_csvs(rows: Sequence[Row], runs: Sequence[Run], names: Sequence[str], s
             values = run_values(run)
             writer.writerow(
                 [
-                    run.path.name,
+                    run.label,
                     run.configuration,
                     run.model,
                     run.data,
@@ -268,10 +268,13 @@ def write_csvs(rows: Sequence[Row], runs: Sequence[Run], names: Sequence[str], s
             )
 
 
-def write_report(sweep_dir: str | Path) -> Path:
-    """Read every run of `sweep_dir` and write report.md, report.csv, runs.csv and figures/ into it."""
-    sweep_dir = Path(sweep_dir)
-    runs = read_sweep(sweep_dir)
+def write_report(sweep_dirs: str | Path | Sequence[str | Path], out: str | Path | None = None) -> Path:
+    """Read every run of one or more sweep dirs and write report.md, report.csv, runs.csv and figures/ into
+    `out` (default: the first sweep dir)."""
+    sweep_dirs = [sweep_dirs] if isinstance(sweep_dirs, str | Path) else list(sweep_dirs)
+    runs = read_sweeps(sweep_dirs)
+    sweep_dir = Path(out) if out is not None else Path(sweep_dirs[0])
+    sweep_dir.mkdir(parents=True, exist_ok=True)
     rows = summarise(runs)
     names = columns(rows)
     figures = sweep_dir / "figures"
@@ -280,7 +283,7 @@ def write_report(sweep_dir: str | Path) -> Path:
 
     failed = [run for run in runs if not run.ok]
     lines = [
-        f"# Sweep report: {sweep_dir.name}",
+        f"# Sweep report: {', '.join(Path(d).name for d in sweep_dirs)}",
         "",
         f"{len(runs)} runs in {len(rows)} configurations; {len(runs) - len(failed)} finished, "
         f"{len(failed)} failed. Values: mean ± std over the finished seeds of each configuration "
@@ -315,9 +318,7 @@ def write_report(sweep_dir: str | Path) -> Path:
         lines.append("| " + " | ".join(cells) + " |")
     if failed:
         lines += ["", "## Failed runs", ""]
-        lines += [
-            f"- `{run.path.name}` (`{run.configuration}` seed={run.seed}): {run.failure}" for run in failed
-        ]
+        lines += [f"- `{run.label}` (`{run.configuration}` seed={run.seed}): {run.failure}" for run in failed]
 
     lines += ["", "## Training curves", ""]
     for data in sorted({run.data for run in runs}):

@@ -6,6 +6,7 @@ import csv
 import json
 import math
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,8 @@ class Run:
     failure: str | None = None
     #: the overrides that tell this run's configuration from the sweep's others (seed, model, data aside)
     configuration: str = "-"
+    #: how tables name the run: its job folder, or <sweep dir>/<job folder> when sweeps are combined
+    label: str = ""
     scalars: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     images: dict[str, Path] = field(default_factory=dict)
@@ -162,6 +165,24 @@ def read_sweep(sweep_dir: str | Path) -> list[Run]:
         )
     run_dirs.sort(key=job_order)
     runs = [read_run(run_dir) for run_dir in run_dirs]
+    for run in runs:
+        run.label = run.path.name
+    label_configurations(runs)
+    return runs
+
+
+def read_sweeps(sweep_dirs: Sequence[str | Path]) -> list[Run]:
+    """The runs of several sweep dirs as one sweep (e.g. the same grid run in parts, or study presets
+    beside a tuned one): each dir's jobs in job order, the dirs in the order given; configurations are
+    labelled across all of them."""
+    if not sweep_dirs:
+        raise GenlabError("no sweep dir given: pass at least one outputs/<task>/multiruns/<time>")
+    runs = []
+    for sweep_dir in sweep_dirs:
+        for run in read_sweep(sweep_dir):
+            if len(sweep_dirs) > 1:
+                run.label = f"{Path(sweep_dir).name}/{run.path.name}"
+            runs.append(run)
     label_configurations(runs)
     return runs
 
