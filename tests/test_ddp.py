@@ -20,6 +20,8 @@ HERE = Path(__file__).resolve().parent
 
 
 #: the GAN toolbox at once (issue 11): EMA generator, DiffAugment, lazy R1, on the MNIST DCGAN
+#: BatchNorm buffers: running statistics, not trained weights
+BATCH_NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 GAN_TOOLBOX = (
     "experiment=best_mnist_gan",
     "model.diffaugment=[color,translation,cutout]",
@@ -72,7 +74,13 @@ def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str) ->
     val = {k: v for k, v in rank0["metrics"].items() if k.startswith("val/")}
     assert val and val == {k: v for k, v in rank1["metrics"].items() if k.startswith("val/")}
     assert rank0["weights"].keys() == rank1["weights"].keys()
+    on_cpu = "trainer.accelerator=cpu" in devices
     for name, tensor in rank0["weights"].items():
+        if on_cpu and name.rsplit(".", 1)[-1] in BATCH_NORM_STATISTICS:
+            # Without SyncBatchNorm (GPU only) each CPU rank keeps the running statistics of its own real
+            # images between DDP's broadcasts from rank 0 (the rank that saves): D's BatchNorm in
+            # best_mnist_gan sees different real images per rank. Training uses batch statistics.
+            continue
         assert torch.equal(tensor, rank1["weights"][name]), name
 
 
