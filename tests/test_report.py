@@ -157,3 +157,12 @@ def test_sweeps_in_parts_make_one_report(tmp_path, monkeypatch):
     with (tmp_path / "all" / "runs.csv").open() as handle:
         assert [row["run"] for row in csv.DictReader(handle)] == ["part_a/0", "part_a/1", "part_b/0"]
     assert not (tmp_path / "part_a" / "report.md").exists()
+
+
+def test_a_metric_of_one_seed_has_no_spread(tmp_path):
+    """Two seeds, only one evaluated: its FID is shown without a ± 0; the loss of both keeps its spread."""
+    write_fake_run(tmp_path / "s" / "0", "vae", "mnist", 0, metrics={"fid": 80.0})
+    write_fake_run(tmp_path / "s" / "1", "vae", "mnist", 1)
+    (row,) = summarise(read_sweep(tmp_path / "s"))
+    assert row.mean["fid"] == 80.0 and "fid" not in row.std and "val/loss" in row.std
+    assert "| 80 |" in write_report(tmp_path / "s").read_text()

@@ -80,7 +80,8 @@ def summarise(runs: Sequence[Run]) -> list[Row]:
                 for name, value in run_values(run).items():
                     values.setdefault(name, []).append(value)
         mean = {name: statistics.fmean(v) for name, v in values.items()}
-        std = {name: statistics.stdev(v) if len(v) > 1 else 0.0 for name, v in values.items()}
+        # a std needs two values: a run without a metric (not evaluated yet) adds none
+        std = {name: statistics.stdev(v) for name, v in values.items() if len(v) > 1}
         rows.append(Row(configuration, model, data, members, mean, std))
     return rows
 
@@ -185,11 +186,11 @@ def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
 
 
 def format_value(row: Row, name: str, sign: int = 1) -> str:
-    """`name`'s mean (times `sign`), ± its std over seeds when there are several."""
+    """`name`'s mean (times `sign`), ± its std over seeds when two or more have it."""
     if name not in row.mean:
         return "-"
     mean = sign * row.mean[name]
-    return f"{mean:.4g} ± {row.std[name]:.2g}" if len(row.runs) - len(row.failures) > 1 else f"{mean:.4g}"
+    return f"{mean:.4g} ± {row.std[name]:.2g}" if name in row.std else f"{mean:.4g}"
 
 
 def quality_table(rows: Sequence[Row]) -> list[str]:
