@@ -166,3 +166,20 @@ def test_a_metric_of_one_seed_has_no_spread(tmp_path):
     (row,) = summarise(read_sweep(tmp_path / "s"))
     assert row.mean["fid"] == 80.0 and "fid" not in row.std and "val/loss" in row.std
     assert "| 80 |" in write_report(tmp_path / "s").read_text()
+
+
+def test_long_curves_are_smoothed_like_tensorboard(tmp_path):
+    """Per-batch losses of a long run: each batch drawn faint, the labelled line is their moving average."""
+    import numpy as np
+
+    from genlab.report.report import curves_figure
+    from genlab.report.runs import Run
+
+    noisy = np.random.default_rng(0).normal(1.0, 0.5, 1000)
+    run = Run(path=tmp_path / "0", model="GAN", data="mnist", seed=0, overrides=[], label="0")
+    run.scalars = {"train/d_loss": list(enumerate(noisy.tolist()))}
+    axis = curves_figure([run], "GAN", "mnist").axes[0]
+    raw, smooth = axis.get_lines()
+    assert raw.get_alpha() < 0.5 and raw.get_label().startswith("_")  # unlabelled: not in the legend
+    assert smooth.get_label() == "0: seed=0" and smooth.get_color() == raw.get_color()
+    assert np.std(smooth.get_ydata()[100:]) < 0.3 * np.std(noisy)  # a 20-batch mean: ~0.22

@@ -9,10 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from genlab.launch.resumable_sweep import TRAIN_MINUTES
+from genlab.pictures.curves import moving_average
 from genlab.report.runs import Run, job_order, label_configurations, read_sweeps
 
 #: which way is better for the metrics evaluate.py writes; metrics not listed are shown but not judged
@@ -149,7 +151,15 @@ def curves_figure(runs: Sequence[Run], model: str, data: str) -> Figure | None:
                     + ("" if run.configuration == "-" else f" {run.configuration}")
                     + ("" if run.ok else " (failed)")
                 )
-                axis.plot(steps, values, linewidth=0.8, linestyle="-" if run.ok else "--", label=label)
+                style = "-" if run.ok else "--"
+                if len(values) > 50:
+                    # As TensorBoard's smoothing: each batch faint, the moving average over it solid.
+                    (raw,) = axis.plot(steps, values, linewidth=0.5, linestyle=style, alpha=0.2)
+                    smooth = moving_average(np.asarray(values, dtype=float), max(2, len(values) // 50))
+                    color = raw.get_color()
+                    axis.plot(steps, smooth, linewidth=1.2, linestyle=style, color=color, label=label)
+                else:
+                    axis.plot(steps, values, linewidth=0.8, linestyle=style, label=label)
         axis.set(title=f"{model} on {data}: {tag}", xlabel="step", ylabel=tag.split("/")[-1])
     axes[0][0].legend(fontsize=6)
     figure.tight_layout()
