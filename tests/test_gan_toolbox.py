@@ -423,3 +423,17 @@ def test_toolbox_switches_compose_on_the_mnist_dcgan(recipe):
     live_stats, ema_stats = list(model.generator.buffers()), list(model.generator_ema.module.buffers())
     assert live_stats and all(torch.equal(a, b) for a, b in zip(live_stats, ema_stats, strict=True))  # BN's
     assert model.eval().sample(4).shape == (4, 1, 28, 28)
+
+
+def test_evaluate_measures_the_ema_or_with_ema_false_the_trained_generator():
+    from genlab.evaluate import sampling_weights
+
+    model = make_gan(ema_decay=0.9)
+    fit(model, batches=2)
+    model.eval()
+    z = model.sample_latent(5)
+    assert sampling_weights(model, ema=True) == "ema"
+    assert torch.equal(model.generate(z), torch.tanh(model.generator_ema.module(z)))
+    assert sampling_weights(model, ema=False) == "trained"
+    assert torch.equal(model.generate(z), torch.tanh(model.generator(z)))
+    assert sampling_weights(make_gan(), ema=True) == "trained"  # no EMA to use

@@ -65,6 +65,17 @@ def generate_uint8(model, n: int, seed: int, batch_size: int) -> torch.Tensor:
     return torch.cat(images)
 
 
+def sampling_weights(model, ema: bool) -> str:
+    """Which generator weights draw the samples: a GAN's EMA ("ema") or, with `ema=false` or no EMA, the
+    trained ones ("trained"). Both are in the checkpoint, so one run measures both."""
+    if getattr(model, "generator_ema", None) is None:
+        return "trained"
+    if not ema:
+        model.generator_ema = None  # GAN.generate falls back to the trained generator
+        return "trained"
+    return "ema"
+
+
 def check_request(cfg: DictConfig, n_reference: int) -> None:
     """Reject impossible sizes before minutes of feature extraction."""
     require(cfg.n_samples >= 2, "n_samples", cfg.n_samples, "must be at least 2 (FID needs a covariance)")
@@ -96,6 +107,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise CheckpointError("ckpt_path is missing: add ckpt_path=<run dir>/checkpoints/last.ckpt")
     ckpt_path = Path(cfg.ckpt_path).expanduser().resolve()
     model = load_model(ckpt_path)
+    weights = sampling_weights(model, cfg.ema)
     datamodule = checkpoint_datamodule(ckpt_path, model, OmegaConf.to_container(cfg.data))
     datamodule.check_available()
     split = cfg.reference.split
@@ -153,6 +165,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "ckpt_path": str(ckpt_path),
             "model": type(model).__name__,
             "model_target": class_path(model),
+            "generator_weights": weights,
             "image_shape": list(model.image_shape),
             "dataset": datamodule.name,
             "data_dir": str(datamodule.data_dir),
