@@ -139,6 +139,19 @@ def test_dcgan_nets_fit_the_image_size(size):
     assert images.shape == (2, 3, size, size) and critic(images).shape == (2, 1)
 
 
+@pytest.mark.parametrize("size", [32, 64])
+def test_dcgan_discriminator_conv3x3_doubles_its_depth_at_the_same_size(size):
+    def convs(critic):
+        return [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d)]
+
+    plain, deep = (DCGANDiscriminator((3, size, size), width=8, conv3x3=c) for c in (False, True))
+    assert len(convs(deep)) == 2 * len(convs(plain))
+    assert [m.stride for m in convs(deep)[::2]] == [(1, 1)] * len(convs(plain))
+    images = torch.randn(2, 3, size, size)
+    assert deep(images).shape == (2, 1) and deep.features(images).shape == plain.features(images).shape
+    assert all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in convs(deep))
+
+
 def test_dcgan_nets_reject_sizes_they_cannot_make():
     with pytest.raises(ConfigError, match="data.image_size"):
         DCGANGenerator(16, (3, 100, 100))

@@ -90,7 +90,7 @@ def test_imagenette_best_vs_study_trains_all_four_at_64px_with_their_own_budgets
         assert cfg.data.image_size == 64 and choices.data == "imagenette"
         budgets[choices.experiment] = (choices.nets, cfg.trainer.max_epochs, cfg.trainer.max_steps)
     assert budgets == {
-        "best_imagenette_gan": ("gan_imagenette_dcgan", -1, 10000),
+        "best_imagenette_gan": ("gan_imagenette_dcgan", -1, 5600),
         "best_imagenette_vae": ("vae_imagenette_dcgan", -1, 5000),
         "study_a_imagenette_gan": ("gan_imagenette", 100, -1),
         "study_a_imagenette_vae": ("vae_imagenette", 200, -1),

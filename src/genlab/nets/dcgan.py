@@ -92,6 +92,9 @@ class DCGANDiscriminator(nn.Module):
     """Conv k4 s2 + LeakyReLU(0.2) stages down to base x base, then Linear; spectral norm on every layer
     unless `spectral_norm` is false; with `batch_norm`, BatchNorm after every conv but the first (Radford et
     al.'s D, which sees real and fake images in separate batches, as genlab.models.GAN feeds them).
+    `conv3x3`: a Conv k3 s1 + LeakyReLU before each strided conv, twice the depth at the same widths (Miyato
+    et al.'s "standard CNN", StudioGAN's DCGAN D). Under spectral norm every layer's gain is at most 1, and a
+    D of strided convs alone is too shallow to separate real from fake: its logits stay near 0.
 
     `features(images)` gives the flattened output of the last conv stage, the penultimate features that
     feature matching (genlab.models.GAN, `feature_matching`) compares.
@@ -105,12 +108,16 @@ class DCGANDiscriminator(nn.Module):
         max_width: int = 512,
         spectral_norm: bool = True,
         batch_norm: bool = False,
+        conv3x3: bool = False,
     ) -> None:
         super().__init__()
         n, base = stages(image_shape[1])
         chans = [image_shape[0], *widths(n, width, max_width)]
         layers: list[nn.Module] = []
         for i, (c_in, c_out) in enumerate(zip(chans, chans[1:], strict=False)):
+            if conv3x3:
+                layers += [normalised(nn.Conv2d(c_in, c_out, 3, 1, 1), spectral_norm), nn.LeakyReLU(0.2)]
+                c_in = c_out
             layers.append(
                 normalised(nn.Conv2d(c_in, c_out, 4, 2, 1, bias=not (batch_norm and i)), spectral_norm)
             )
