@@ -91,7 +91,7 @@ def test_imagenette_best_vs_study_trains_all_four_at_64px_with_their_own_budgets
         budgets[choices.experiment] = (choices.nets, cfg.trainer.max_epochs, cfg.trainer.max_steps)
     assert budgets == {
         "best_imagenette_gan": ("gan_imagenette_dcgan", -1, 5600),
-        "best_imagenette_vae": ("vae_imagenette_dcgan", -1, 5000),
+        "best_imagenette_vae": ("vae_imagenette_dcgan", -1, 3600),
         "study_a_imagenette_gan": ("gan_imagenette", 100, -1),
         "study_a_imagenette_vae": ("vae_imagenette", 200, -1),
     }
