@@ -163,6 +163,49 @@ def test_ema_follows_g_after_each_g_step_and_is_what_sampling_uses():
     assert torch.equal(drawn, torch.tanh(model.generator_ema.module(z)))
 
 
+def batch_norm_buffers(module: torch.nn.Module) -> list[torch.Tensor]:
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d | torch.nn.BatchNorm1d)]
+    return [b.clone() for m in norms for b in (m.running_mean, m.running_var)]
+
+
+def test_ema_generator_draws_with_its_own_standing_batch_norm_statistics():
+    """The live G's statistics do not fit the averaged weights: before drawing, the EMA G recomputes its
+    own from fixed latents, without touching the global RNG; 0 keeps the live G's."""
+    args = {"generator": DCGAN_GEN, "discriminator": DCGAN_DISC, "image_shape": (1, 16, 16), "ema_decay": 0.5}
+    model = make_gan(**args, ema_standing_stats=3)
+    fit(model, batches=2, size=16)
+    ema = model.generator_ema.module
+    assert same(batch_norm_buffers(ema), batch_norm_buffers(model.generator))  # copied while training
+    model.eval()
+    z = torch.randn(5, 3)
+    rng = torch.get_rng_state()
+    drawn = model.generate(z)
+    assert torch.equal(torch.get_rng_state(), rng) and model.ema_stats_fresh
+
+    expected = make_gan(**args)
+    expected.generator_ema.load_state_dict(model.generator_ema.state_dict())
+    expected.generator_ema.train()
+    norms = [m for m in expected.generator_ema.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    latents = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for _ in range(3):
+            expected.generator_ema(torch.randn(64, 3, generator=latents))
+    standing = batch_norm_buffers(ema)
+    assert all(torch.allclose(a, b) for a, b in zip(standing, batch_norm_buffers(expected.generator_ema)))
+    assert not same(standing, batch_norm_buffers(model.generator))
+    assert all(norm.momentum == 0.1 for norm in ema.modules() if isinstance(norm, torch.nn.BatchNorm2d))
+    assert not ema.training and torch.equal(model.generate(z), drawn)  # computed once, until G moves again
+
+    live_stats = make_gan(**args, ema_standing_stats=0)
+    fit(live_stats, batches=2, size=16)
+    live_stats.eval()
+    live_stats.generate(z)
+    assert same(batch_norm_buffers(live_stats.generator_ema.module), batch_norm_buffers(live_stats.generator))
+
+
 def test_without_ema_sampling_uses_the_live_generator():
     model = make_gan()
     fit(model, batches=1)
