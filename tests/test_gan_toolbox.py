@@ -193,8 +193,8 @@ def test_ema_generator_draws_with_its_own_standing_batch_norm_statistics():
     with torch.no_grad():
         for _ in range(3):
             expected.generator_ema(torch.randn(64, 3, generator=latents))
-    standing = batch_norm_buffers(ema)
-    assert all(torch.allclose(a, b) for a, b in zip(standing, batch_norm_buffers(expected.generator_ema)))
+    standing, recomputed = batch_norm_buffers(ema), batch_norm_buffers(expected.generator_ema)
+    assert all(torch.allclose(a, b) for a, b in zip(standing, recomputed, strict=True))
     assert not same(standing, batch_norm_buffers(model.generator))
     assert all(norm.momentum == 0.1 for norm in ema.modules() if isinstance(norm, torch.nn.BatchNorm2d))
     assert not ema.training and torch.equal(model.generate(z), drawn)  # computed once, until G moves again
