@@ -146,6 +146,40 @@ def test_iwae_bound_is_above_the_elbo_and_tightens_with_k(recon_loss):
     assert scores["test_recon"] > 0 and 0 < scores["test_mse_per_pixel"] < 1
 
 
+class BatchRecorder:
+    """A stand-in VAE that records how many images each bound sees at a time."""
+
+    def __init__(self):
+        self.sizes = {"elbo": [], "iwae": []}
+
+    def eval(self):
+        return self
+
+    def reconstruction_error(self, images):
+        return images.flatten(1).mean(1)
+
+    def reconstruct(self, images):
+        return images
+
+    def elbo(self, images):
+        self.sizes["elbo"].append(len(images))
+        return images.flatten(1).mean(1)
+
+    def iwae_bound(self, images, k):
+        self.sizes["iwae"].append(len(images))
+        return images.flatten(1).mean(1)
+
+
+@pytest.mark.parametrize(
+    ("shape", "elbo_batch", "iwae_batch"), [((1, 28, 28), 500, 10), ((3, 64, 64), 33, 1)]
+)
+def test_likelihood_batches_shrink_with_the_image_size(shape, elbo_batch, iwae_batch):
+    """MNIST keeps its batches (and so its seeded draws); 64 px RGB images pass 15x fewer at a time."""
+    model = BatchRecorder()
+    likelihood.likelihood_scores(model, torch.zeros(600, *shape), torch.zeros(20, *shape), iwae_k=5)
+    assert max(model.sizes["elbo"]) == elbo_batch and max(model.sizes["iwae"]) == iwae_batch
+
+
 def test_class_histogram_and_entropy():
     histogram, entropy = classifier.class_histogram(torch.tensor([0, 0, 3, 3]))
     assert histogram == [0.5, 0, 0, 0.5, 0, 0, 0, 0, 0, 0]

@@ -10,6 +10,11 @@ import torch
 
 from genlab.models.base import GenerativeModel
 
+#: the pixels of the images that the batch sizes are set for (MNIST's 28 x 28): larger images pass
+#: proportionally fewer at a time, so the activations stay about as large. 500 64 px RGB images at once
+#: through study A's conv VAE took 22 GB, and the kernel killed evaluate.py.
+BATCH_PIXELS = 28 * 28
+
 
 @torch.no_grad()
 def likelihood_scores(
@@ -22,7 +27,12 @@ def likelihood_scores(
 ) -> dict[str, float]:
     """Mean test reconstruction loss (posterior mean), ELBO and IWAE-k, in nats per image.
 
-    The ELBO is over `images`; the IWAE (and the ELBO beside it) over `iwae_images`, a costlier bound."""
+    The ELBO is over `images`; the IWAE (and the ELBO beside it) over `iwae_images`, a costlier bound.
+    `batch_size` images of BATCH_PIXELS pixels pass at a time (the IWAE's k samples of one fiftieth of
+    them); larger images in proportionally smaller batches."""
+    scale = max(1, images[0].numel() // BATCH_PIXELS)
+    iwae_batch_size = max(1, batch_size // 50 // scale)
+    batch_size = max(1, batch_size // scale)
     model.eval()
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -31,7 +41,7 @@ def likelihood_scores(
             recon.append(model.reconstruction_error(batch))
             mse.append((model.reconstruct(batch) - batch).pow(2).flatten(1).mean(1))
             bound.append(model.elbo(batch))
-        iwae_batches = iwae_images.split(max(1, batch_size // 50))
+        iwae_batches = iwae_images.split(iwae_batch_size)
         iwae = [model.iwae_bound(batch, iwae_k) for batch in iwae_batches]
         iwae_elbo = [model.elbo(batch) for batch in iwae_batches]
     return {
