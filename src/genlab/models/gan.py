@@ -89,9 +89,7 @@ class GAN(GenerativeModel):
             ema_decay is None or 0 < ema_decay < 1, "model.ema_decay", ema_decay, "must be in (0, 1) or null"
         )
         require(int(ema_start) >= 0, "model.ema_start", ema_start, "must be >= 0 (batches)")
-        require(
-            int(ema_standing_stats) >= 0, "model.ema_standing_stats", ema_standing_stats, "must be >= 0"
-        )
+        require(int(ema_standing_stats) >= 0, "model.ema_standing_stats", ema_standing_stats, "must be >= 0")
         require(r1_gamma >= 0, "model.r1_gamma", r1_gamma, "must be >= 0 (0 = off)")
         require(int(r1_every) >= 1, "model.r1_every", r1_every, "must be >= 1 (batches)")
         self.noise = noise
