@@ -224,8 +224,8 @@ class GAN(GenerativeModel):
         latents (BigGAN's "standing statistics"), before it draws after an update.
 
         The live G's running statistics, which update_ema copies, belong to the live weights: in eval mode
-        the averaged weights normalised by them wash their images out (measured on best_imagenette_gan:
-        per-image pixel std 0.37 against 0.50 for the live G; RESULTS.md). torch's swa_utils.update_bn does
+        the averaged weights normalised by them wash their images out (best_imagenette_gan's grids in
+        RESULTS.md). torch's swa_utils.update_bn does
         this for a model fed by a data loader; a generator's input is noise, drawn here from a fixed-seed
         torch.Generator so that the global RNG (and a resumed run) is untouched and the result depends on
         the weights alone."""
