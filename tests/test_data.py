@@ -9,6 +9,7 @@ from helpers import write_fake_imagenette, write_fake_mnist
 
 from genlab.cache import load_or_build
 from genlab.data import ImagenetteDataModule, MNISTDataModule
+from genlab.data.base import random_hflip
 from genlab.errors import ConfigError, DataError
 
 
@@ -97,6 +98,38 @@ def test_imagenette_shapes_splits_and_crop(imagenette_dir, tmp_path):
     images, labels = first_batch(dm)
     assert images.shape == (4, 3, 32, 32) and images.min() >= 0 and images.max() <= 1
     assert set(dm.splits["test"].labels.tolist()) == {0, 1, 2}
+
+
+def test_random_hflip_mirrors_each_image_on_its_own():
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (256, 3, 4, 5), dtype=torch.uint8)
+    out = random_hflip(images)
+    mirrored = (out == images.flip(-1)).flatten(1).all(1)
+    kept = (out == images).flatten(1).all(1)
+    assert bool((mirrored | kept).all())  # each image whole: as it was, or mirrored
+    assert 96 < int(mirrored.sum()) < 160  # about half, drawn per image (not one coin per batch)
+
+
+class _Trainer:
+    def __init__(self, training: bool) -> None:
+        self.training = training
+
+
+def test_imagenette_hflip_applies_to_training_batches_only(imagenette_dir, tmp_path):
+    dm = ImagenetteDataModule(
+        str(imagenette_dir), batch_size=16, image_size=8, cache_dir=str(tmp_path), hflip=True
+    )
+    dm.setup("fit")
+    batch = dm.splits["train"].__getitems__(list(range(16)))
+    assert torch.equal(dm.on_after_batch_transfer(batch, 0)[0], dm.to_model_range(batch[0]))  # no trainer
+    dm.trainer = _Trainer(training=True)
+    torch.manual_seed(0)
+    flipped = dm.on_after_batch_transfer(batch, 0)[0]
+    torch.manual_seed(0)
+    assert torch.equal(flipped, dm.to_model_range(random_hflip(batch[0])))
+    assert not torch.equal(flipped, dm.to_model_range(batch[0]))
+    dm.trainer = _Trainer(training=False)  # validation and test batches
+    assert torch.equal(dm.on_after_batch_transfer(batch, 0)[0], dm.to_model_range(batch[0]))
 
 
 def test_imagenette_cache_built_once_reused_and_rebuilt_on_change(tmp_path, monkeypatch):

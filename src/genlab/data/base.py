@@ -159,6 +159,16 @@ def fixed_binarization(images: torch.Tensor, seed: int = FIXED_BINARIZATION_SEED
     return (ones.to(torch.uint8) * 255).view_as(images)
 
 
+def random_hflip(images: torch.Tensor) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2, drawn per image from the images' device RNG.
+
+    By hand because torchvision's RandomHorizontalFlip draws one coin per call, so it flips a whole batch
+    or none of it; one `torch.where` flips each image on its own, on the GPU when the batch is there.
+    """
+    flip = torch.rand(images.shape[0], device=images.device) < 0.5
+    return torch.where(flip.view(-1, *([1] * (images.ndim - 1))), images.flip(-1), images)
+
+
 def dynamic_binarization(images: torch.Tensor) -> torch.Tensor:
     """uint8 images -> uint8 {0, 255}, each pixel a fresh Bernoulli(intensity / 255) draw from the global
     RNG of the images' device (restored on resume, so a resumed run draws the same bits)."""
@@ -177,6 +187,9 @@ class ImageDataModule(L.LightningDataModule):
 
     #: null (grey levels) or "dynamic"; set by subclasses that take a `binarize` argument
     binarize: str | None = None
+    #: mirror each training image left-right with probability 1/2 (`random_hflip`); set by subclasses
+    #: whose images have no handedness (Imagenette, not digits)
+    hflip: bool = False
 
     def __init__(
         self,
@@ -246,8 +259,11 @@ class ImageDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch
-        if self.binarize == "dynamic" and self.trainer is not None and self.trainer.training:
-            return to_pixel_range(dynamic_binarization(images), self.pixel_range), labels
+        if self.trainer is not None and self.trainer.training:
+            if self.hflip:
+                images = random_hflip(images)
+            if self.binarize == "dynamic":
+                return to_pixel_range(dynamic_binarization(images), self.pixel_range), labels
         return self.to_model_range(images), labels
 
     def loader_device(self) -> torch.device:

@@ -61,10 +61,12 @@ class ImagenetteDataModule(ImageDataModule):
         split_seed: int = 0,
         download: bool = False,
         device: str = "cpu",
+        hflip: bool = False,
     ) -> None:
         super().__init__(
             data_dir, batch_size, pixel_range, num_workers, pin_memory, split_seed, download, device
         )
+        self.hflip = bool(hflip)
         require(size in SIZES, "data.size", size, f"choose one of {sorted(SIZES)}")
         require(image_size >= 8, "data.image_size", image_size, "must be at least 8 (the study uses 160)")
         require(0.0 < val_fraction < 1.0, "data.val_fraction", val_fraction, "must be between 0 and 1")
