@@ -212,6 +212,22 @@ def test_iwae_bound_of_a_known_density_is_its_closed_form(recon_loss):
     assert torch.allclose(model.elbo(images), expected, atol=1e-4)
 
 
+def test_iwae_bound_survives_a_posterior_variance_that_underflows():
+    logits = torch.linspace(-3, 3, 16).view(1, 1, 4, 4)
+    model = known_density_vae("bce", logits)
+    log_std = -70.0  # variance exp(-140): 0 in float32, as an over-fit encoder's (seen: logvar -136)
+    with torch.no_grad():
+        model.encoder.net[-1].bias[2:] = log_std
+    images = (torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0)) < 0.5).float()
+    log_px = torch.distributions.Bernoulli(logits=logits).log_prob(images).flatten(1).sum(1)
+    torch.manual_seed(0)
+    eps = torch.randn(5, 1, 2)
+    # z = eps * exp(log_std) is 0 to float precision, so log p(z) - log q(z|x) = sum (eps^2 / 2 + log_std)
+    expected = log_px + (0.5 * eps.squeeze(1) ** 2 + log_std).sum(1)
+    torch.manual_seed(0)
+    assert torch.allclose(model.iwae_bound(images, 1), expected, atol=1e-3)
+
+
 # --- KL warm-up -------------------------------------------------------------------------------------
 
 

@@ -271,14 +271,15 @@ class VAE(GenerativeModel):
         log_weights = []
         for start in range(0, k, chunk):
             n = min(chunk, k - start)
-            z = mu.unsqueeze(1) + torch.randn(len(images), n, mu.shape[1], device=mu.device) * (
-                0.5 * logvar
-            ).exp().unsqueeze(1)
+            eps = torch.randn(len(images), n, mu.shape[1], device=mu.device)
+            z = mu.unsqueeze(1) + eps * (0.5 * logvar).exp().unsqueeze(1)
             logits = self.decode_logits(z.flatten(0, 1))
             repeated = images.unsqueeze(1).expand(-1, n, *images.shape[1:]).flatten(0, 1)
             log_px = self.log_likelihood(logits, repeated).view(len(images), n)
             log_pz = gaussian_log_density(z, torch.zeros_like(z), torch.zeros_like(z))
-            log_qz = gaussian_log_density(z, mu.unsqueeze(1), logvar.unsqueeze(1))
+            # log q(z|x) from the standard draw: (z - mu)^2 / var is eps^2. Computed from z it is 0 / 0 (NaN)
+            # once a posterior variance underflows float32 (logvar < -87, as an over-fit encoder's can).
+            log_qz = -0.5 * (eps**2 + logvar.unsqueeze(1) + math.log(2 * math.pi)).sum(-1)
             log_weights.append(log_px + log_pz - log_qz)
         return torch.logsumexp(torch.cat(log_weights, dim=1), dim=1) - math.log(k)
 
