@@ -113,3 +113,20 @@ def test_step_checkpoints_still_save_the_end_of_training(make_cfg, tmp_path, one
         )
     )
     assert saved_at(tmp_path / "checkpoints" / "last.ckpt")[1] == BATCHES_PER_EPOCH
+
+
+def test_resume_in_mid_epoch_replays_the_mirrored_images(make_cfg, tmp_path, one_thread):
+    # data.hflip draws its coins from the global RNG, which the checkpoint restores: 16 fake train images
+    # in batches of 4, a checkpoint after each of the first epoch's batches
+    common = ["model=vae", "data=imagenette", "data.hflip=true", "data.batch_size=4", "seed=7"]
+    common += ["logger=none", "trainer.max_epochs=2", "callbacks.model_checkpoint.monitor=null"]
+    common += [
+        "+callbacks.model_checkpoint.every_n_train_steps=1",
+        "callbacks.model_checkpoint.save_top_k=-1",
+    ]
+    common += ["callbacks.model_checkpoint.filename='step_{step:04d}'"]
+    train(in_dir(make_cfg, tmp_path / "straight", *common))
+    checkpoint = tmp_path / "straight" / "checkpoints" / "step_0002.ckpt"  # batch 2 of epoch 0's 4
+    run = tmp_path / "resumed"
+    train(in_dir(make_cfg, run, *common, f"ckpt_path={checkpoint}"))
+    assert_same_run(tmp_path / "straight" / "checkpoints" / "last.ckpt", run / "checkpoints" / "last.ckpt")
