@@ -3,6 +3,7 @@
 import lightning as L
 import pytest
 import torch
+from model_configs import model_args
 
 from genlab.callbacks import TrainingScalars
 from genlab.errors import ConfigError
@@ -15,7 +16,9 @@ GEN = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [16]}
 
 def make_gan(**kwargs) -> GAN:
     torch.manual_seed(0)
-    return GAN(generator=GEN, discriminator=DISC, image_shape=(1, 4, 4), latent_dim=3, **kwargs)
+    return GAN(
+        **model_args("gan", generator=GEN, discriminator=DISC, image_shape=(1, 4, 4), latent_dim=3) | kwargs
+    )
 
 
 def snapshot(module: torch.nn.Module) -> list[torch.Tensor]:
@@ -65,7 +68,9 @@ def fit(model: GAN, steps: int) -> L.Trainer:
 
 def test_d_step_leaves_g_unchanged_and_g_step_leaves_d_unchanged():
     torch.manual_seed(0)
-    model = SpyGAN(generator=GEN, discriminator=DISC, image_shape=(1, 4, 4), latent_dim=3, d_steps=2)
+    model = SpyGAN(
+        **model_args("gan", generator=GEN, discriminator=DISC, image_shape=(1, 4, 4), latent_dim=3, d_steps=2)
+    )
     trainer = fit(model, steps=6)  # global_step counts optimiser steps: 3 per batch with d_steps=2
     assert [kind for kind, _, _ in model.records] == ["d", "d", "g"] * 2
     for kind, g_same, d_same in model.records:
@@ -112,6 +117,6 @@ def test_uniform_noise_and_output_range():
     ],
 )
 def test_invalid_values_name_the_key(kwargs, key):
-    args = {"generator": GEN, "discriminator": DISC, "image_shape": (1, 4, 4), "latent_dim": 3} | kwargs
+    args = model_args("gan", generator=GEN, discriminator=DISC, image_shape=(1, 4, 4), latent_dim=3) | kwargs
     with pytest.raises(ConfigError, match=key):
         GAN(**args)

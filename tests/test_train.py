@@ -95,7 +95,7 @@ def test_resume_with_a_checkpoint_of_another_model_is_refused(make_cfg):
     [
         ("model.optimizer.lr=-0.001", ConfigError, "model.optimizer.lr"),
         ("model.latent_dim=0", ConfigError, "model.latent_dim"),
-        ("model.recon_loss=l1", ConfigError, "model.recon_loss"),
+        ("model.prior=gaussian_mixture", ConfigError, "model.prior"),
         ("data.batch_size=0", ConfigError, "data.batch_size"),
     ],
 )

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from model_configs import likelihood, model_args
 
 from genlab.errors import ConfigError
 from genlab.models import VAE
@@ -12,7 +13,7 @@ DEC = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [16]}
 
 def make_vae(**kwargs) -> VAE:
     torch.manual_seed(0)
-    return VAE(encoder=MLP, decoder=DEC, image_shape=(1, 4, 4), latent_dim=3, **kwargs)
+    return VAE(**model_args("vae", encoder=MLP, decoder=DEC, image_shape=(1, 4, 4), latent_dim=3) | kwargs)
 
 
 def test_loss_terms_add_up_and_are_per_image_sums():
@@ -30,10 +31,10 @@ def test_loss_terms_add_up_and_are_per_image_sums():
 
 
 def test_bce_reconstruction_matches_torch():
-    vae = make_vae(recon_loss="bce")
+    vae = make_vae(likelihood=likelihood("bernoulli"))
     logits, images = torch.randn(2, 1, 4, 4), torch.rand(2, 1, 4, 4)
     expected = torch.nn.functional.binary_cross_entropy(torch.sigmoid(logits), images, reduction="none")
-    assert torch.allclose(vae.reconstruction_loss(logits, images), expected.sum(dim=(1, 2, 3)), atol=1e-5)
+    assert torch.allclose(vae.likelihood.nll(logits, images), expected.sum(dim=(1, 2, 3)), atol=1e-5)
 
 
 def test_posterior_scale_log_std_vs_log_var():
@@ -72,12 +73,12 @@ def test_interface_shapes_and_ranges():
             "model.optimizer",
         ),
         ({"latent_dim": 0}, "model.latent_dim"),
-        ({"recon_loss": "l1"}, "model.recon_loss"),
-        ({"pixel_range": (-1, 1), "recon_loss": "bce"}, "model.recon_loss"),
+        ({"likelihood": "l1"}, "model.likelihood"),
+        ({"pixel_range": (-1, 1), "likelihood": likelihood("bernoulli")}, "likelihood"),
         ({"beta": -1}, "model.beta"),
     ],
 )
 def test_invalid_values_name_the_key(kwargs, key):
-    args = {"encoder": MLP, "decoder": DEC, "image_shape": (1, 4, 4), "latent_dim": 3} | kwargs
+    args = model_args("vae", encoder=MLP, decoder=DEC, image_shape=(1, 4, 4), latent_dim=3) | kwargs
     with pytest.raises(ConfigError, match=key):
         VAE(**args)

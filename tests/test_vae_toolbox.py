@@ -1,5 +1,6 @@
-"""The VAE toolbox of issue 11: conv nets at 28 px, dynamically binarised MNIST, Gaussian likelihoods with a
-learned or calibrated sigma, KL warm-up, and an ex-post Gaussian-mixture prior; each off by default."""
+"""The VAE toolbox: conv nets at 28 px, dynamically binarised MNIST, its likelihoods
+(genlab.models.likelihoods), KL warm-up, and an ex-post Gaussian-mixture prior (genlab.models.priors); each
+off by default."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import assert_same_run, write_idx
+from model_configs import likelihood, model_args, prior
 from omegaconf import open_dict
 
 from genlab.checkpoints import checkpoint_datamodule, load_model
@@ -19,8 +21,8 @@ from genlab.data import MNISTDataModule
 from genlab.data.base import fixed_binarization
 from genlab.errors import ConfigError
 from genlab.models import VAE
-from genlab.models.priors import GaussianMixturePrior
-from genlab.models.vae import GAUSSIAN_LOSSES, LIKELIHOODS, MIN_LOG_SIGMA, RECON_LOSSES, softclip
+from genlab.models.likelihoods import softclip
+from genlab.models.priors import GaussianMixture, fit_prior, posterior_means
 from genlab.train import build_model, train
 
 MLP = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [16], "dropout": 0.0}
@@ -29,16 +31,19 @@ DEC = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [16]}
 ALL_SWITCHES = (
     "nets=vae_mnist_conv",
     "data.binarize=dynamic",
-    "model.recon_loss=bce",
+    "likelihood=bernoulli",
     "model.kl_warmup_steps=5",
-    "model.prior=gmm",
-    "model.gmm_components=3",
+    "prior=gaussian_mixture",
+    "model.prior.components=3",
 )
+GAUSSIANS = ("learned_sigma_gaussian", "calibrated_sigma_gaussian")
+MIN_LOG_SIGMA = likelihood("learned_sigma_gaussian")["min_log_sigma"]
 
 
 def make_vae(image_shape=(1, 4, 4), latent_dim=3, **kwargs) -> VAE:
     torch.manual_seed(0)
-    return VAE(encoder=MLP, decoder=DEC, image_shape=image_shape, latent_dim=latent_dim, **kwargs)
+    args = model_args("vae", encoder=MLP, decoder=DEC, image_shape=image_shape, latent_dim=latent_dim)
+    return VAE(**args | kwargs)
 
 
 def write_grey_mnist(root: Path, n_train: int = 60, n_test: int = 20) -> Path:
@@ -117,7 +122,9 @@ def test_binarize_dynamic_draws_per_training_batch_and_fixes_the_rest(tmp_path):
 
 
 def test_binarize_needs_the_bernoulli_likelihood(make_cfg):
-    with pytest.raises(ConfigError, match=r"data.binarize='dynamic' needs model.recon_loss=bce.*'mse'"):
+    with pytest.raises(
+        ConfigError, match=r"data.binarize='dynamic' needs likelihood=bernoulli.*FixedGaussian"
+    ):
         train(make_cfg("data.binarize=dynamic", "trainer.max_steps=1", "logger=none", "callbacks=none"))
 
 
@@ -130,27 +137,28 @@ def normal_log_prob(logits: torch.Tensor, images: torch.Tensor, sigma: float) ->
 
 
 def test_learned_sigma_likelihood_is_a_normal_density():
-    model = make_vae(recon_loss="gaussian_learned")
+    model = make_vae(likelihood=likelihood("learned_sigma_gaussian"))
     logits, images = torch.randn(3, 1, 4, 4), torch.rand(3, 1, 4, 4)
     for log_sigma in (0.0, -1.3, -20.0):
         with torch.no_grad():
-            model.log_sigma.fill_(log_sigma)
+            model.likelihood.raw_log_sigma.fill_(log_sigma)
         sigma = float(softclip(torch.tensor(log_sigma), MIN_LOG_SIGMA).exp())
         assert sigma >= math.exp(MIN_LOG_SIGMA)
         expected = normal_log_prob(logits, images, sigma)
         assert torch.allclose(model.log_likelihood(logits, images), expected, rtol=1e-5, atol=1e-3)
-    assert model.likelihood_constant(images) == 0.0
+    assert model.likelihood.constant(images) == 0.0
     # learned: the loss trains it
     model.loss(images)["loss"].backward()
-    assert model.log_sigma.grad is not None and float(model.log_sigma.grad) != 0
+    grad = model.likelihood.raw_log_sigma.grad
+    assert grad is not None and float(grad) != 0
 
 
 def test_calibrated_sigma_is_the_batch_mse_in_training_and_its_running_mean_in_evaluation():
-    model = make_vae(recon_loss="gaussian_calibrated").train()
+    model = make_vae(likelihood=likelihood("calibrated_sigma_gaussian")).train()
     logits = torch.randn(4, 1, 4, 4, requires_grad=True)
     images = torch.rand(4, 1, 4, 4)
     mse = float((torch.sigmoid(logits) - images).detach().pow(2).mean())
-    loss = model.reconstruction_loss(logits, images)
+    loss = model.likelihood.nll(logits, images)
     assert torch.allclose(-loss, normal_log_prob(logits, images, math.sqrt(mse)), rtol=1e-5)
     # sigma is detached: the gradient is that of the Normal density with sigma held fixed
     fixed = -normal_log_prob(logits, images, math.sqrt(mse))
@@ -158,7 +166,7 @@ def test_calibrated_sigma_is_the_batch_mse_in_training_and_its_running_mean_in_e
     (expected,) = torch.autograd.grad(fixed.sum(), logits)
     assert torch.allclose(grad, expected, rtol=1e-4)
     running = 0.9 * 1.0 + 0.1 * mse  # from 1 with momentum 0.1, like BatchNorm's running statistics
-    assert float(model.calibrated_mse) == pytest.approx(running, rel=1e-5)
+    assert float(model.likelihood.calibrated_mse) == pytest.approx(running, rel=1e-5)
     model.eval()
     other = torch.rand(2, 1, 4, 4)  # evaluation: one fixed sigma, whatever the batch
     assert torch.allclose(
@@ -166,26 +174,30 @@ def test_calibrated_sigma_is_the_batch_mse_in_training_and_its_running_mean_in_e
         normal_log_prob(logits[:2].detach(), other, math.sqrt(running)),
         rtol=1e-5,
     )
-    assert f"sigma = {math.sqrt(running):.6g}" in model.likelihood
-    assert float(model.calibrated_mse) == pytest.approx(running, rel=1e-5)  # evaluation leaves it alone
+    assert f"sigma = {math.sqrt(running):.6g}" in model.likelihood.description
+    # evaluation leaves it alone
+    assert float(model.likelihood.calibrated_mse) == pytest.approx(running, rel=1e-5)
 
 
-def test_default_likelihoods_keep_their_checkpoint_layout():
-    assert set(RECON_LOSSES) == set(LIKELIHOODS) and set(GAUSSIAN_LOSSES) < set(RECON_LOSSES)
+def test_likelihoods_keep_only_their_own_tensors():
     keys = set(make_vae().state_dict())
     assert all(key.startswith(("encoder.", "decoder.")) for key in keys)
-    assert "log_sigma" in make_vae(recon_loss="gaussian_learned").state_dict()
-    assert "calibrated_mse" in make_vae(recon_loss="gaussian_calibrated").state_dict()
+    learned = make_vae(likelihood=likelihood("learned_sigma_gaussian")).state_dict()
+    assert "likelihood.raw_log_sigma" in learned
+    assert (
+        "likelihood.calibrated_mse"
+        in make_vae(likelihood=likelihood("calibrated_sigma_gaussian")).state_dict()
+    )
 
 
 # --- bounds of known densities: a constant encoder and a decoder with fixed logits -----------------
 
 
-def known_density_vae(recon_loss: str, logits: torch.Tensor) -> VAE:
+def known_density_vae(name: str, logits: torch.Tensor) -> VAE:
     """q(z|x) = p(z) = N(0, I) and p(x|z) independent of z: every bound equals log p(x) exactly."""
     encoder = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [], "dropout": 0.0}
     decoder = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": []}
-    model = VAE(encoder, decoder, image_shape=(1, 4, 4), latent_dim=2, recon_loss=recon_loss)
+    model = make_vae(latent_dim=2, encoder=encoder, decoder=decoder, likelihood=likelihood(name))
     with torch.no_grad():
         for net in (model.encoder.net[-1], model.decoder.net[-1]):
             net.weight.zero_()
@@ -194,17 +206,18 @@ def known_density_vae(recon_loss: str, logits: torch.Tensor) -> VAE:
     return model.eval()
 
 
-@pytest.mark.parametrize("recon_loss", ["bce", "mse", *GAUSSIAN_LOSSES])
-def test_iwae_bound_of_a_known_density_is_its_closed_form(recon_loss):
+@pytest.mark.parametrize("name", ["bernoulli", "fixed_gaussian", *GAUSSIANS])
+def test_iwae_bound_of_a_known_density_is_its_closed_form(name):
     logits = torch.linspace(-3, 3, 16).view(1, 1, 4, 4)
-    model = known_density_vae(recon_loss, logits)
+    model = known_density_vae(name, logits)
     images = (torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0)) < 0.5).float()
-    if recon_loss == "bce":
+    if name == "bernoulli":
         expected = torch.distributions.Bernoulli(logits=logits).log_prob(images).flatten(1).sum(1)
     else:
-        # sigma: 1/2 for mse; the learned one starts at log sigma 0 (soft-clipped), the calibrated one at 1
+        # sigma: 1/2 for the fixed one; the learned one starts at log sigma 0 (soft-clipped), the other at 1
         learned = float(softclip(torch.tensor(0.0), MIN_LOG_SIGMA).exp())
-        sigma = {"mse": math.sqrt(0.5), "gaussian_learned": learned, "gaussian_calibrated": 1.0}[recon_loss]
+        sigmas = {"fixed_gaussian": math.sqrt(0.5), GAUSSIANS[0]: learned, GAUSSIANS[1]: 1.0}
+        sigma = sigmas[name]
         expected = normal_log_prob(logits.expand_as(images), images, sigma)
     torch.manual_seed(0)
     for k in (1, 7):
@@ -214,7 +227,7 @@ def test_iwae_bound_of_a_known_density_is_its_closed_form(recon_loss):
 
 def test_iwae_bound_survives_a_posterior_variance_that_underflows():
     logits = torch.linspace(-3, 3, 16).view(1, 1, 4, 4)
-    model = known_density_vae("bce", logits)
+    model = known_density_vae("bernoulli", logits)
     log_std = -70.0  # variance exp(-140): 0 in float32, as an over-fit encoder's (seen: logvar -136)
     with torch.no_grad():
         model.encoder.net[-1].bias[2:] = log_std
@@ -243,7 +256,7 @@ class RecordSteps(L.Callback):
 
 def test_kl_warmup_ramps_the_training_weight_and_leaves_validation_at_beta(mnist_dir):
     torch.manual_seed(0)
-    model = VAE(MLP, DEC, image_shape=(1, 28, 28), latent_dim=3, beta=2.0, kl_warmup_steps=4)
+    model = make_vae(image_shape=(1, 28, 28), beta=2.0, kl_warmup_steps=4)
     record = RecordSteps()
     quiet = {"logger": False, "enable_checkpointing": False, "enable_progress_bar": False}
     trainer = L.Trainer(
@@ -277,7 +290,7 @@ def three_clusters(n: int = 600) -> torch.Tensor:
 
 
 def test_mixture_fits_clusters_and_samples_them():
-    prior = GaussianMixturePrior(latent_dim=2, components=3)
+    prior = GaussianMixture(latent_dim=2, components=3, fit_images=None)
     assert not prior.fitted
     prior.fit(three_clusters())
     assert bool(prior.fitted) and torch.allclose(prior.weights, torch.full((3,), 1 / 3), atol=1e-3)
@@ -285,34 +298,40 @@ def test_mixture_fits_clusters_and_samples_them():
     nearest = torch.cdist(z, CENTRES).min(dim=1)
     assert nearest.values.max() < 2.5 and torch.bincount(nearest.indices).min() > 800
     assert torch.equal(z, prior.sample(3000, torch.Generator().manual_seed(0)))
-    with pytest.raises(ConfigError, match="model.gmm_components"):
-        GaussianMixturePrior(latent_dim=2, components=5).fit(torch.randn(4, 2))
+    with pytest.raises(ConfigError, match="model.prior.components"):
+        GaussianMixture(latent_dim=2, components=5, fit_images=None).fit(torch.randn(4, 2))
+    with pytest.raises(ConfigError, match="model.prior.fit_images"):
+        GaussianMixture(latent_dim=2, components=5, fit_images=3)
+    # its log density is the mixture's once fitted, N(0, I)'s before
+    z = torch.randn(6, 2)
+    fresh = GaussianMixture(latent_dim=2, components=3, fit_images=None)
+    assert torch.allclose(fresh.log_prob(z), torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1))
+    assert torch.allclose(prior.log_prob(z), prior.distribution().log_prob(z))
 
 
 def test_gmm_prior_samples_from_n01_until_fitted_then_from_the_mixture(tmp_path):
     datamodule = MNISTDataModule(str(write_grey_mnist(tmp_path)), val_size=20)
-    model = make_vae(image_shape=(1, 28, 28), latent_dim=2, prior="gmm", gmm_components=3).train()
+    mixture = prior("gaussian_mixture", components=3)
+    model = make_vae(image_shape=(1, 28, 28), latent_dim=2, prior=mixture).train()
     standard = make_vae(image_shape=(1, 28, 28), latent_dim=2)
     seeded = torch.Generator().manual_seed
     assert torch.equal(model.sample_latent(5, seeded(0)), standard.sample_latent(5, seeded(0)))
-    assert "latent_prior.means" in model.state_dict() and "latent_prior.means" not in standard.state_dict()
+    assert "prior.means" in model.state_dict() and "prior.means" not in standard.state_dict()
     rng = torch.get_rng_state()
-    model.fit_latent_prior(datamodule, max_images=20, batch_size=7)  # a fixed subset of 20 of the 40
+    subset = posterior_means(model, datamodule, max_images=20)  # a fixed subset of 20 of the 40
+    assert len(subset) == 20 and torch.equal(subset, posterior_means(model, datamodule, max_images=20))
+    fit_prior(model.prior, model, datamodule)  # all 40 (fewer than fit_images)
     assert torch.equal(torch.get_rng_state(), rng)  # the run's random streams are left alone
     assert model.training and model.encoder.training  # modes restored
-    assert bool(model.latent_prior.fitted)
-    model.fit_latent_prior(datamodule)  # all 40 (fewer than GMM_FIT_IMAGES)
+    assert bool(model.prior.fitted)
     with torch.no_grad():
         means = model.encode(datamodule.to_model_range(datamodule.split_images("train")))[0]
     z = model.sample_latent(2000, seeded(0))
     assert not torch.equal(z[:5], standard.sample_latent(5, seeded(0)))
     assert torch.allclose(z.mean(0), means.mean(0), atol=0.1 * means.std(0).max() + 0.01)
     assert model.sample(3, seeded(0)).shape == (3, 1, 28, 28)
-    model._trainer = SimpleNamespace(state=SimpleNamespace(fn="fit", status="running"))  # in Trainer.fit
+    model.prior.reset()  # as FitLatentPrior does when training starts
     assert torch.equal(model.sample_latent(5, seeded(0)), standard.sample_latent(5, seeded(0)))
-    model._trainer = None
-    with pytest.raises(ConfigError, match="model.prior"):
-        standard.fit_latent_prior(datamodule)
     with pytest.raises(ConfigError, match="model.prior"):
         make_vae(prior="vamp")
 
@@ -327,38 +346,42 @@ def test_short_fit_with_every_switch_on(make_cfg, tmp_path, one_thread):
     last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     best = next((Path(cfg.paths.output_dir) / "checkpoints").glob("epoch_*.ckpt"))
     for path in (last, best):  # both hold a fitted mixture (of the same, final weights here)
-        assert bool(torch.load(path, weights_only=True)["state_dict"]["latent_prior.fitted"])
+        assert bool(torch.load(path, weights_only=True)["state_dict"]["prior.fitted"])
     model = load_model(last)
-    assert model.hparams.prior == "gmm" and bool(model.latent_prior.fitted)
+    assert isinstance(model.prior, GaussianMixture) and bool(model.prior.fitted)
     datamodule = checkpoint_datamodule(last, model)
     assert datamodule.binarize == "dynamic"  # evaluate.py measures the fixed binarisation
     test = datamodule.to_model_range(datamodule.split_images("test")[:8])
     assert set(test.unique().tolist()) <= {0.0, 1.0}
     assert torch.isfinite(model.iwae_bound(test, 4)).all()
     z = model.sample_latent(4, torch.Generator().manual_seed(0))
-    assert torch.equal(z, model.latent_prior.sample(4, torch.Generator().manual_seed(0)))
+    assert torch.equal(z, model.prior.sample(4, torch.Generator().manual_seed(0)))
     # while training, the pictures' fixed latents came from N(0, I), as a prior=standard run's
     state = torch.load(last, weights_only=True)["callbacks"]
     latents = next(value["latents"] for key, value in state.items() if key.startswith("SampleGrid"))
     assert torch.equal(latents, torch.randn(64, 20, generator=torch.Generator().manual_seed(0)))
-    # a prior=standard checkpoint loads with prior="gmm": an unfitted mixture, to fit ex post
+    # a prior=standard_normal checkpoint loads with a mixture prior: unfitted, to fit ex post
     plain = make_cfg("trainer.max_steps=2", "logger=none", "callbacks=[model_checkpoint]")
     with open_dict(plain):
         plain.paths.output_dir = str(Path(cfg.paths.output_dir).parent / "plain")
     train(plain)
     standard = Path(plain.paths.output_dir) / "checkpoints" / "last.ckpt"
-    ex_post = VAE.load_from_checkpoint(standard, weights_only=True, prior="gmm", gmm_components=3)
-    assert not bool(ex_post.latent_prior.fitted)
-    ex_post.fit_latent_prior(checkpoint_datamodule(standard, ex_post))
-    assert bool(ex_post.latent_prior.fitted)
+    ex_post = VAE.load_from_checkpoint(
+        standard, weights_only=True, prior=prior("gaussian_mixture", components=3)
+    )
+    assert not bool(ex_post.prior.fitted)
+    fit_prior(ex_post.prior, ex_post, checkpoint_datamodule(standard, ex_post))
+    assert bool(ex_post.prior.fitted)
 
 
 def test_short_fit_with_a_calibrated_gaussian(make_cfg, one_thread):
-    cfg = make_cfg("model.recon_loss=gaussian_calibrated", "trainer.max_epochs=1", "logger=none")
+    cfg = make_cfg("likelihood=calibrated_sigma_gaussian", "trainer.max_epochs=1", "logger=none")
     metrics = train(cfg)
     assert finite(metrics)
     state = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
-    assert 0 < float(state["state_dict"]["calibrated_mse"]) < 1  # calibrated away from its start, sigma 1
+    assert (
+        0 < float(state["state_dict"]["likelihood.calibrated_mse"]) < 1
+    )  # calibrated away from its start, sigma 1
 
 
 def test_resume_with_every_switch_on_is_exact(make_cfg, tmp_path, one_thread):

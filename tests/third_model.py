@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from genlab.models.base import GenerativeModel, build_net, build_optimizer, check_optimizer, plain
+from genlab.models.base import GenerativeModel
 
 
 class Autoencoder(GenerativeModel):
@@ -25,21 +25,12 @@ class Autoencoder(GenerativeModel):
         decoder: Mapping[str, Any],
         image_shape: Sequence[int],
         optimizer: Mapping[str, Any],
-        latent_dim: int = 4,
-        pixel_range: Sequence[float] = (0.0, 1.0),
+        latent_dim: int,
+        pixel_range: Sequence[float],
     ) -> None:
-        encoder, decoder, image_shape, optimizer, pixel_range = map(
-            plain, (encoder, decoder, image_shape, optimizer, pixel_range)
-        )
         super().__init__(image_shape, latent_dim, pixel_range)
-        self.save_hyperparameters(logger=False)
-        check_optimizer(optimizer, "model.optimizer")
-        self.encoder = build_net(
-            encoder, "model.encoder", image_shape=self.image_shape, out_features=self.latent_dim
-        )
-        self.decoder = build_net(
-            decoder, "model.decoder", latent_dim=self.latent_dim, image_shape=self.image_shape
-        )
+        self.encoder = self.build_net("encoder", image_shape=self.image_shape, out_features=self.latent_dim)
+        self.decoder = self.build_net("decoder", latent_dim=self.latent_dim, image_shape=self.image_shape)
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code = self.encoder(images)
@@ -62,4 +53,4 @@ class Autoencoder(GenerativeModel):
         self.log("val/loss", self.loss(batch[0]), batch_size=len(batch[0]))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return build_optimizer(self.hparams.optimizer, None, self.parameters())[0]
+        return self.make_optimizer("optimizer", self.parameters())[0]

@@ -49,6 +49,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
             "model (no 'genlab' record naming the model class); use a checkpoints/last.ckpt written by "
             "`python train.py`"
         )
+    try:
+        model_class = get_class(record["_target_"])
+    except Exception:
+        return checkpoint  # checkpoint_model_class says why
+    if isinstance(checkpoint.get("hyper_parameters"), dict) and hasattr(model_class, "upgrade_hparams"):
+        # a checkpoint of an older genlab, in today's form (its tensors: the model's on_load_checkpoint)
+        checkpoint["hyper_parameters"] = model_class.upgrade_hparams(checkpoint["hyper_parameters"])
     return checkpoint
 
 
@@ -72,7 +79,9 @@ def checkpoint_model_class(path: str | Path) -> type[GenerativeModel]:
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> GenerativeModel:
     """The genlab model stored in a checkpoint, in eval mode."""
     model_class = checkpoint_model_class(path)
-    model = model_class.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    hparams = read_checkpoint(path).get("hyper_parameters") or {}
+    # today's form of the hyperparameters win over the file's (Lightning drops keys the class does not take)
+    model = model_class.load_from_checkpoint(path, map_location=map_location, weights_only=True, **hparams)
     return model.eval()
 
 
@@ -160,9 +169,12 @@ class LastCheckpoint(ModelCheckpoint):
 
 def architecture(model_config: Mapping[str, Any], prefix: str = "model.") -> dict[str, Any]:
     """What a model's weights depend on, flattened to override keys: its latent size, image shape and every
-    net config (a `_target_` entry that is not a `_partial_` optimizer or scheduler)."""
+    net config (a `_target_` entry that is not a `_partial_` optimizer or scheduler, nor the prior, which is
+    fitted after training and may change on a resume)."""
     found: dict[str, Any] = {}
     for key, value in model_config.items():
+        if key == "prior":
+            continue
         if key in ("latent_dim", "image_shape"):
             found[f"{prefix}{key}"] = list(value) if isinstance(value, list | tuple) else value
         elif isinstance(value, Mapping) and "_target_" in value and not value.get("_partial_"):

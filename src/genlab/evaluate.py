@@ -30,6 +30,7 @@ from genlab.metrics.inception import (
 from genlab.metrics.likelihood import likelihood_scores
 from genlab.metrics.reference import reference_features, subset_indices
 from genlab.models.base import class_path
+from genlab.models.priors import fit_prior
 from genlab.pictures.images import image_grid, save_grid
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def generate_uint8(model, n: int, seed: int, batch_size: int) -> torch.Tensor:
     """`n` samples from the model as uint8 images (the same quantisation as real images), seeded."""
     from tqdm.auto import tqdm
 
+    model.prepare_sampling()
     # All latents in one draw, then decoded in batches: the samples do not depend on `batch_size`.
     latents = model.sample_latent(n, torch.Generator().manual_seed(seed))
     with torch.no_grad():
@@ -71,7 +73,7 @@ def sampling_weights(model, ema: bool) -> str:
     if getattr(model, "generator_ema", None) is None:
         return "trained"
     if not ema:
-        model.generator_ema = None  # GAN.generate falls back to the trained generator
+        model.sample_from_ema = False  # GAN.generate draws from the trained generator
         return "trained"
     return "ema"
 
@@ -110,6 +112,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     weights = sampling_weights(model, cfg.ema)
     datamodule = checkpoint_datamodule(ckpt_path, model, OmegaConf.to_container(cfg.data))
     datamodule.check_available()
+    prior = getattr(model, "prior", None)
+    if getattr(prior, "fittable", False) and not bool(prior.fitted):
+        log.info("fitting the checkpoint's %s prior to its training images", type(prior).__name__)
+        fit_prior(prior, model, datamodule)
     split = cfg.reference.split
     require(split in ("train", "val", "test"), "reference.split", split, "choose train, val or test")
     n_reference = min(cfg.reference.n_images or cfg.n_samples, len(datamodule.split_images(split)))
@@ -182,7 +188,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "nearest_k": cfg.nearest_k,
             **(
                 {
-                    "likelihood": model.likelihood,
+                    "likelihood": model.likelihood.description,
                     "iwae_k": cfg.vae.iwae_k,
                     "iwae_n_images": min(cfg.vae.iwae_n_images, len(test)),
                     "test_images": len(test),

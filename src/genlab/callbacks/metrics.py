@@ -60,6 +60,7 @@ class FIDCallback(L.Callback):
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         was_training = pl_module.training
         pl_module.eval()
+        pl_module.prepare_sampling()
         # All latents in one draw, then decoded in batches: the samples do not depend on `batch_size`.
         with torch.no_grad():
             images = torch.cat(

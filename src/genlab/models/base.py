@@ -82,7 +82,13 @@ def build_optimizer(
 
 
 class GenerativeModel(L.LightningModule):
-    """Shared by every genlab model: shapes, prior, output range, sampling, and the checkpoint record.
+    """Shared by every genlab model: the setup of its parts, shapes, prior, output range, sampling, and the
+    checkpoint record.
+
+    A subclass's `__init__` takes its whole config (every value comes from conf/model/<name>.yaml, the
+    sizes from the data) and calls `super().__init__(image_shape, latent_dim, pixel_range)` first, which
+    saves all its arguments as plain hyperparameters (`self.hparams`), checks them and its optimizer
+    configs (`optimizer_keys`); then it builds its nets with `self.build_net(key, **sizes)`.
 
     A model says what it can do beyond sampling through these class attributes, which pictures, evaluate.py,
     generate.py and the report read (never the model's name):
@@ -90,16 +96,24 @@ class GenerativeModel(L.LightningModule):
     - `can_encode`: it has `encode(images) -> (mean, log-variance)` of a Gaussian posterior and
       `reconstruct(images)`; pictures then add reconstructions and interpolations between real images.
     - `has_likelihood`: it has `elbo(images)`, `iwae_bound(images, k)` and `reconstruction_error(images)`
-      (per image, in nats) and a `likelihood` text; evaluate.py then adds the test bounds.
+      (per image, in nats) and a `likelihood` part with a `description`; evaluate.py then adds the test
+      bounds.
     """
 
     can_encode: ClassVar[bool] = False
     has_likelihood: ClassVar[bool] = False
+    #: the hyperparameters that are `_partial_` optimizer configs, checked at construction
+    optimizer_keys: ClassVar[tuple[str, ...]] = ("optimizer",)
     #: the prior's family; the GAN can switch to "uniform" noise on [-1, 1]
     noise: str = "normal"
 
     def __init__(self, image_shape: Sequence[int], latent_dim: int, pixel_range: Sequence[float]) -> None:
         super().__init__()
+        # Every argument of the subclass's __init__ (Lightning collects them from the calling frames), as
+        # plain data so that checkpoints stay weights_only-loadable; train() logs the whole run config.
+        self.save_hyperparameters(logger=False)
+        for key, value in list(self.hparams.items()):
+            self.hparams[key] = plain(value)
         require(
             len(image_shape) == 3 and all(int(s) > 0 for s in image_shape),
             "model.image_shape",
@@ -113,6 +127,48 @@ class GenerativeModel(L.LightningModule):
         self.latent_dim = int(latent_dim)
         self.pixel_range = pixel_range
         self.output_activation = PIXEL_RANGES[pixel_range]
+        for key in self.optimizer_keys:
+            check_optimizer(self.hparams[key], f"model.{key}")
+
+    def build_net(self, key: str, **sizes: Any) -> nn.Module:
+        """The net of the `key` hyperparameter (a `_target_` config), given the sizes the model knows."""
+        return build_net(self.hparams[key], f"model.{key}", **sizes)
+
+    def build_part(self, key: str, **arguments: Any) -> nn.Module:
+        """A part of the model (a likelihood, a prior) from the `key` hyperparameter's `_target_` config."""
+        config = self.hparams[key]
+        require(
+            isinstance(config, Mapping) and "_target_" in config,
+            f"model.{key}",
+            config,
+            f"must be a config with a `_target_` (see conf/{key}/)",
+        )
+        return build(config, **arguments)
+
+    def make_optimizer(self, key: str, parameters, clip: float | None = None):
+        """The optimizer of the `key` hyperparameter over `parameters`, and the `scheduler` hyperparameter's
+        lr scheduler over it (or None). With gradient clipping (`clip`) under a mixed precision the
+        optimizer is not fused (see `build_optimizer`)."""
+        keep_fused = not self.clips_under_mixed_precision(clip)
+        return build_optimizer(self.hparams[key], self.hparams.get("scheduler"), parameters, keep_fused)
+
+    @classmethod
+    def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        """The hyperparameters of a checkpoint written by an older genlab, in today's form (genlab.checkpoints
+        calls it before building the model from a checkpoint). Models whose config changed override it."""
+        return hparams
+
+    def prepare_sampling(self) -> None:
+        """Get ready to draw (e.g. an EMA's BatchNorm statistics): sampling code calls it, in eval mode,
+        before `generate`. A no-op unless the model has such state."""
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Manual optimisation (Trainer(gradient_clip_val) is not available there): a model's `grad_clip`
+        # clips here, inside opt.step(), where under 16-mixed Lightning has just unscaled the gradients
+        # (clipping in training_step would clip the scaled ones).
+        clip = self.hparams.get("grad_clip")
+        if not self.automatic_optimization and clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
 
     def clips_under_mixed_precision(self, clip: float | None) -> bool:
         """Whether gradients are clipped (`clip` > 0) under a mixed precision: then the optimizers must not

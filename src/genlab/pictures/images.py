@@ -18,11 +18,14 @@ PAD_VALUE = 0.5
 
 @contextmanager
 def drawing(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no grad while drawing; every submodule's train/eval mode is restored afterwards."""
+    """Eval mode and no grad while drawing, after the model's `prepare_sampling` (a GAN's EMA statistics);
+    every submodule's train/eval mode is restored afterwards."""
     modes = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
         with torch.no_grad():
+            if callable(prepare := getattr(model, "prepare_sampling", None)):
+                prepare()
             yield
     finally:
         for module, training in modes:
