@@ -11,7 +11,7 @@ DATA_DIR ?= data
 IMAGENETTE_DIR ?= $(DATA_DIR)
 DEVICE ?= cpu
 
-.PHONY: help install test test-slow bench lint format tensorboard report clean
+.PHONY: help install test test-slow bench lint format tensorboard report results-tables clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ tensorboard:  ## open TensorBoard on every run under outputs/
 report:  ## write the VAE-vs-GAN report of a sweep: make report SWEEP=outputs/vae_vs_gan/multiruns/<time>
 	@test -n "$(SWEEP)" || { echo "usage: make report SWEEP=<sweep dir>"; exit 2; }
 	$(PY) compare.py $(SWEEP)
+
+results-tables:  ## render the results tables of README.md and docs/ from results/**/*.json
+	$(PY) -m genlab.report.results_tables
 
 clean:  ## remove caches (keeps outputs/)
 	rm -rf .pytest_cache .ruff_cache `find . -name __pycache__ -not -path './.venv/*'`

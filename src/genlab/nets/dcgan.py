@@ -93,8 +93,8 @@ class DCGANDiscriminator(nn.Module):
     unless `spectral_norm` is false; with `batch_norm`, BatchNorm after every conv but the first (Radford et
     al.'s D, which sees real and fake images in separate batches, as genlab.models.GAN feeds them).
     `conv3x3`: a Conv k3 s1 + LeakyReLU before each strided conv, twice the depth at the same widths (Miyato
-    et al.'s "standard CNN", StudioGAN's DCGAN D). No preset uses it yet: at 64 px it halves the speed on a
-    CPU (0.45 against 0.86 batches/s for best_imagenette_gan).
+    et al.'s "standard CNN", StudioGAN's DCGAN D). No preset uses it: it doubles D's convolutions, and
+    with them most of a training step's cost on a CPU.
 
     `features(images)` gives the flattened output of the last conv stage, the penultimate features that
     feature matching (genlab.models.GAN, `feature_matching`) compares.
