@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +57,18 @@ def compose_train(*overrides: str) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="train", return_hydra_config=True, overrides=list(overrides))
+
+
+def make_datamodule(name: str, **values: Any):
+    """The data module of conf/data/<name>.yaml as a VAE run composes it (train.yaml's model, so pixel_range
+    [0, 1]), with `values` in place of its keys (`data_dir` at least). The YAML stays the one source of every
+    default; an unknown key fails as in a run."""
+    from genlab.instantiate import build
+
+    cfg = compose_train(f"data={name}")
+    with open_dict(cfg):
+        cfg.data.merge_with({key: str(v) if isinstance(v, Path) else v for key, v in values.items()})
+    return build(cfg.data, _convert_="all")
 
 
 #: the largest Imagenette size the tests train at (the study's 160 px is slow on a CPU)

@@ -7,9 +7,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import write_idx
+from helpers import make_datamodule, write_idx
 
-from genlab.data import MNISTDataModule
 from genlab.errors import ConfigError
 from genlab.metrics import classifier, distribution, likelihood
 from genlab.metrics.inception import FeatureNetError, InceptionFeatures, shared_inception, to_uint8
@@ -202,7 +201,7 @@ def write_bar_digits(root, n_train: int = 300, n_test: int = 100):
 
 
 def test_classifier_trains_on_fake_digits_and_is_cached(tmp_path, monkeypatch):
-    datamodule = MNISTDataModule(str(write_bar_digits(tmp_path / "data")), val_size=50)
+    datamodule = make_datamodule("mnist", data_dir=write_bar_digits(tmp_path / "data"), val_size=50)
     recipe = {
         **classifier.RECIPE,
         "epochs": 6,
@@ -239,7 +238,7 @@ class CountingFeatures(torch.nn.Module):
 
 
 def test_reference_features_are_cached_and_keyed(mnist_dir, tmp_path):
-    datamodule = MNISTDataModule(str(mnist_dir), val_size=50)
+    datamodule = make_datamodule("mnist", data_dir=mnist_dir, val_size=50)
     extractor = CountingFeatures()
     first, key = reference_features(datamodule, "test", 20, extractor, tmp_path)
     again, _ = reference_features(datamodule, "test", 20, extractor, tmp_path)

@@ -11,11 +11,10 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from helpers import assert_same_run, write_idx
+from helpers import assert_same_run, make_datamodule, write_idx
 from omegaconf import open_dict
 
 from genlab.checkpoints import checkpoint_datamodule, load_model
-from genlab.data import MNISTDataModule
 from genlab.data.base import fixed_binarization
 from genlab.errors import ConfigError
 from genlab.models import VAE
@@ -61,7 +60,7 @@ def finite(metrics: dict[str, float]) -> bool:
 
 def test_conv_nets_fit_mnist_exactly(make_cfg, monkeypatch):
     cfg = make_cfg("nets=vae_mnist_conv")
-    model = build_model(cfg, MNISTDataModule(cfg.data.data_dir))
+    model = build_model(cfg, make_datamodule("mnist", data_dir=cfg.data.data_dir))
     assert type(model.encoder).__name__ == "ConvEncoder" and model.encoder.feature_dim == 64 * 5 * 5
 
     def no_interpolation(*args, **kwargs):
@@ -95,7 +94,9 @@ def test_fixed_binarization_is_bernoulli_and_a_function_of_the_image_alone():
 
 
 def test_binarize_dynamic_draws_per_training_batch_and_fixes_the_rest(tmp_path):
-    dm = MNISTDataModule(str(write_grey_mnist(tmp_path)), batch_size=16, val_size=20, binarize="dynamic")
+    dm = make_datamodule(
+        "mnist", data_dir=write_grey_mnist(tmp_path), batch_size=16, val_size=20, binarize="dynamic"
+    )
     dm.setup("fit")
     assert dm.hparams["binarize"] == "dynamic"  # recorded in checkpoints: evaluate.py rebuilds it
     assert len(dm.split_images("train").unique()) > 2  # the splits stay grey (FID reference, classifier)
@@ -110,10 +111,10 @@ def test_binarize_dynamic_draws_per_training_batch_and_fixes_the_rest(tmp_path):
     draw_b, _ = dm.on_after_batch_transfer(train_batch, 0)
     assert set(draw_a.unique().tolist()) == {0.0, 1.0} and not torch.equal(draw_a, draw_b)
     assert float(draw_a.mean()) == pytest.approx(float(train_batch[0].float().mean() / 255), abs=0.02)
-    grey = MNISTDataModule(str(tmp_path), batch_size=16, val_size=20)
+    grey = make_datamodule("mnist", data_dir=tmp_path, batch_size=16, val_size=20)
     assert len(grey.to_model_range(val_batch[0]).unique()) > 2  # binarize: null, the default, is unchanged
     with pytest.raises(ConfigError, match="data.binarize"):
-        MNISTDataModule(str(tmp_path), binarize="static")
+        make_datamodule("mnist", data_dir=tmp_path, binarize="static")
 
 
 def test_binarize_needs_the_bernoulli_likelihood(make_cfg):
@@ -254,7 +255,7 @@ def test_kl_warmup_ramps_the_training_weight_and_leaves_validation_at_beta(mnist
         accelerator="cpu",
         **quiet,
     )
-    trainer.fit(model, datamodule=MNISTDataModule(str(mnist_dir), batch_size=16, val_size=50))
+    trainer.fit(model, datamodule=make_datamodule("mnist", data_dir=mnist_dir, batch_size=16, val_size=50))
     for step, terms in enumerate(record.steps):
         weight = 2.0 * min(1.0, step / 4)  # 0, 0.5, 1, 1.5, 2, 2
         assert terms["loss"] == pytest.approx(terms["recon"] + weight * terms["kl"], rel=1e-5)
@@ -290,7 +291,7 @@ def test_mixture_fits_clusters_and_samples_them():
 
 
 def test_gmm_prior_samples_from_n01_until_fitted_then_from_the_mixture(tmp_path):
-    datamodule = MNISTDataModule(str(write_grey_mnist(tmp_path)), val_size=20)
+    datamodule = make_datamodule("mnist", data_dir=write_grey_mnist(tmp_path), val_size=20)
     model = make_vae(image_shape=(1, 28, 28), latent_dim=2, prior="gmm", gmm_components=3).train()
     standard = make_vae(image_shape=(1, 28, 28), latent_dim=2)
     seeded = torch.Generator().manual_seed

@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from genlab.data.base import ImageDataModule
+from genlab.data.config import data_settings
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.instantiate import build
 from genlab.models.base import GenerativeModel
@@ -82,13 +83,16 @@ def checkpoint_datamodule(
     """The data module of the data a checkpoint's model was trained on, in the model's pixel range.
 
     Starts from the data module settings the checkpoint recorded; non-null `overrides` win (e.g. `data_dir`
-    on another machine), and an override `_target_` of another data module starts from its defaults.
+    on another machine), and an override `_target_` of another data module starts from its conf/data/ file.
     Downloads stay off: evaluating or drawing never fetches data.
     """
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     recorded = read_checkpoint(path)["genlab"].get("data")
     if "_target_" in overrides:
-        data: dict[str, Any] = {}
+        try:
+            data: dict[str, Any] = data_settings(overrides["_target_"])
+        except ConfigError:  # a data module without a conf/data/ file: the overrides name every key
+            data = {}
     elif isinstance(recorded, dict):
         data = dict(recorded)
     else:
