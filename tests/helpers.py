@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +69,21 @@ def make_datamodule(name: str, **values: Any):
     with open_dict(cfg):
         cfg.data.merge_with({key: str(v) if isinstance(v, Path) else v for key, v in values.items()})
     return build(cfg.data, _convert_="all")
+
+
+def net_config(preset: str, key: str, **values: Any) -> dict[str, Any]:
+    """The `key` net of conf/nets/<preset>.yaml (e.g. "gan_mnist", "discriminator") with `values` in place of
+    its settings: tests take nets from the YAML too, the one source of their settings."""
+    nets = OmegaConf.load(CONF_DIR / "nets" / f"{preset}.yaml")
+    return {**OmegaConf.to_container(nets[key]), **values}
+
+
+def make_net(preset: str, key: str, **values: Any) -> torch.nn.Module:
+    """The net of `net_config(preset, key, **values)`, built directly (`values` hold its sizes too)."""
+    from hydra.utils import get_class
+
+    config = net_config(preset, key, **values)
+    return get_class(config.pop("_target_"))(**config)
 
 
 #: the largest Imagenette size the tests train at (the study's 160 px is slow on a CPU)

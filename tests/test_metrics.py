@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import make_datamodule, write_idx
+from helpers import make_datamodule, net_config, write_idx
 
 from genlab.errors import ConfigError
 from genlab.metrics import classifier, distribution, likelihood
@@ -15,8 +15,8 @@ from genlab.metrics.inception import FeatureNetError, InceptionFeatures, shared_
 from genlab.metrics.reference import reference_features
 from genlab.models import VAE
 
-MLP_ENCODER = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [32]}
-MLP_DECODER = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [32]}
+MLP_ENCODER = net_config("vae_mnist", "encoder", hidden_dims=[32])
+MLP_DECODER = net_config("vae_mnist", "decoder", hidden_dims=[32])
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

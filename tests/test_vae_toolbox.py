@@ -11,7 +11,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from helpers import assert_same_run, make_datamodule, write_idx
+from helpers import assert_same_run, make_datamodule, net_config, write_idx
 from omegaconf import open_dict
 
 from genlab.checkpoints import checkpoint_datamodule, load_model
@@ -22,8 +22,8 @@ from genlab.models.priors import GaussianMixturePrior
 from genlab.models.vae import GAUSSIAN_LOSSES, LIKELIHOODS, MIN_LOG_SIGMA, RECON_LOSSES, softclip
 from genlab.train import build_model, train
 
-MLP = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [16], "dropout": 0.0}
-DEC = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [16]}
+MLP = net_config("vae_mnist", "encoder", hidden_dims=[16], dropout=0.0)
+DEC = net_config("vae_mnist", "decoder", hidden_dims=[16])
 # every switch on: conv nets, binary pixels with their Bernoulli likelihood, warm-up, the mixture prior
 ALL_SWITCHES = (
     "nets=vae_mnist_conv",
@@ -184,8 +184,8 @@ def test_default_likelihoods_keep_their_checkpoint_layout():
 
 def known_density_vae(recon_loss: str, logits: torch.Tensor) -> VAE:
     """q(z|x) = p(z) = N(0, I) and p(x|z) independent of z: every bound equals log p(x) exactly."""
-    encoder = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [], "dropout": 0.0}
-    decoder = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": []}
+    encoder = net_config("vae_mnist", "encoder", hidden_dims=[], dropout=0.0)
+    decoder = net_config("vae_mnist", "decoder", hidden_dims=[])
     model = VAE(encoder, decoder, image_shape=(1, 4, 4), latent_dim=2, recon_loss=recon_loss)
     with torch.no_grad():
         for net in (model.encoder.net[-1], model.decoder.net[-1]):

@@ -21,6 +21,7 @@ from genlab.data.config import data_settings
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.instantiate import build
 from genlab.models.base import GenerativeModel
+from genlab.nets.recorded import complete_net_configs
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -71,9 +72,11 @@ def checkpoint_model_class(path: str | Path) -> type[GenerativeModel]:
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> GenerativeModel:
-    """The genlab model stored in a checkpoint, in eval mode."""
+    """The genlab model stored in a checkpoint, in eval mode (an older checkpoint's net configs completed with
+    the settings they left out, `complete_net_configs`)."""
     model_class = checkpoint_model_class(path)
-    model = model_class.load_from_checkpoint(path, map_location=map_location, weights_only=True)
+    completed = complete_net_configs(read_checkpoint(path).get("hyper_parameters") or {})
+    model = model_class.load_from_checkpoint(path, map_location=map_location, weights_only=True, **completed)
     return model.eval()
 
 
@@ -203,6 +206,7 @@ def check_architecture(path: str | Path, run_model: Mapping[str, Any]) -> None:
     config, naming the differing keys and the overrides that match the checkpoint (instead of torch's
     'size mismatch' deep inside load_state_dict)."""
     saved = read_checkpoint(path).get("hyper_parameters") or {}
+    saved = {**saved, **complete_net_configs(saved)}
     theirs, ours = architecture(saved), architecture(run_model)
     differing = sorted(key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key))
     if not differing:
