@@ -240,10 +240,14 @@ class CountingFeatures(torch.nn.Module):
 def test_reference_features_are_cached_and_keyed(mnist_dir, tmp_path):
     datamodule = make_datamodule("mnist", data_dir=mnist_dir, val_size=50)
     extractor = CountingFeatures()
-    first, key = reference_features(datamodule, "test", 20, extractor, tmp_path)
-    again, _ = reference_features(datamodule, "test", 20, extractor, tmp_path)
+    first, key = reference_features(datamodule, "test", 20, extractor, tmp_path, seed=0, batch_size=50)
+    again, _ = reference_features(datamodule, "test", 20, extractor, tmp_path, seed=0, batch_size=50)
     assert extractor.seen == 20 and torch.equal(first, again)
     assert key["split"] == "test" and key["n_images"] == 20 and key["feature_net_sha256"] == "counting"
-    reference_features(datamodule, "test", 30, extractor, tmp_path)  # another size: recomputed
-    reference_features(datamodule, "train", 20, extractor, tmp_path)  # another split: recomputed
+    reference_features(
+        datamodule, "test", 30, extractor, tmp_path, seed=0, batch_size=50
+    )  # another size: recomputed
+    reference_features(
+        datamodule, "train", 20, extractor, tmp_path, seed=0, batch_size=50
+    )  # another split: recomputed
     assert extractor.seen == 70
