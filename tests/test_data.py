@@ -1,15 +1,19 @@
 """The data modules on fake files in the real on-disk formats: shapes, ranges, splits, cache, errors."""
 
+import inspect
 import os
 import urllib.error
 
 import pytest
 import torch
-from helpers import make_datamodule, write_fake_imagenette, write_fake_mnist
+from helpers import CONF_DIR, make_datamodule, write_fake_imagenette, write_fake_mnist
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 
 from genlab.cache import load_or_build
 from genlab.data import ImagenetteDataModule
 from genlab.data.base import random_hflip
+from genlab.data.config import data_settings
 from genlab.errors import ConfigError, DataError
 
 
@@ -217,3 +221,21 @@ def test_load_or_build_rebuilds_stale_foreign_and_old_format_caches(tmp_path):
     path.write_bytes(b"truncated")  # a half-written file
     load_or_build(path, {"v": 2}, build)
     assert len(built) == 4 and not list(path.parent.glob("*.tmp"))  # saves are atomic
+
+
+@pytest.mark.parametrize("path", sorted((CONF_DIR / "data").glob("*.yaml")), ids=lambda path: path.stem)
+def test_each_data_file_sets_every_argument_and_the_classes_have_no_defaults(path):
+    config = OmegaConf.load(path)
+    parameters = inspect.signature(get_class(config._target_)).parameters
+    assert set(config) - {"_target_"} == set(parameters)
+    assert all(parameter.default is inspect.Parameter.empty for parameter in parameters.values())
+    # what a caller outside a run starts from: every literal value, none of the run's interpolations
+    assert set(data_settings(path.stem)) == set(config) - {"data_dir", "pixel_range"}
+    assert data_settings(config._target_) == data_settings(path.stem)
+
+
+def test_only_mnist_has_the_digit_classifier(mnist_dir, imagenette_dir):
+    assert make_datamodule("mnist", data_dir=mnist_dir).has_digit_classifier
+    assert not make_datamodule("imagenette", data_dir=imagenette_dir).has_digit_classifier
+    with pytest.raises(ConfigError, match=r"data='cifar'.*choose one of \['imagenette', 'mnist'\]"):
+        data_settings("cifar")
