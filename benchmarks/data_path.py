@@ -23,7 +23,9 @@ from torch.utils.data import DataLoader
 from torchvision.datasets import MNIST
 from torchvision.transforms import ToTensor
 
-from genlab.data import ImagenetteDataModule, MNISTDataModule
+from genlab.data import MNISTDataModule
+from genlab.data.config import data_settings
+from genlab.instantiate import build
 
 BATCH_SIZE = 64
 IMAGE_SIZE = 64
@@ -55,7 +57,10 @@ def torchvision_images_per_s(dataset: MNIST, batches: int, device: torch.device)
 
 def measure_mnist(mnist_dir: str, device: torch.device, batches: int, rounds: int) -> dict:
     """(a): images/s of both loaders, alternating rounds after a warm-up."""
-    datamodule = MNISTDataModule(mnist_dir, batch_size=BATCH_SIZE)
+    datamodule = build(
+        data_settings("mnist")
+        | {"data_dir": mnist_dir, "pixel_range": [0.0, 1.0], "batch_size": BATCH_SIZE, "download": False}
+    )
     datamodule.setup("fit")
     dataset = MNIST(mnist_dir, train=True, download=False, transform=ToTensor())
     genlab_images_per_s(datamodule, 2, device)  # warm-up: first allocations, CUDA context
@@ -81,8 +86,15 @@ def measure_mnist(mnist_dir: str, device: torch.device, batches: int, rounds: in
 
 def imagenette_setup(imagenette_dir: str, cache: Path) -> tuple[float, dict[str, int]]:
     """Seconds of a fresh data module's `setup()` (all splits) with `cache`, and its split sizes."""
-    datamodule = ImagenetteDataModule(
-        imagenette_dir, image_size=IMAGE_SIZE, cache_dir=str(cache), download=False
+    datamodule = build(
+        data_settings("imagenette")
+        | {
+            "data_dir": imagenette_dir,
+            "pixel_range": [0.0, 1.0],
+            "image_size": IMAGE_SIZE,
+            "cache_dir": str(cache),
+            "download": False,
+        }
     )
     start = time.perf_counter()
     datamodule.setup()

@@ -14,31 +14,28 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from genlab.nets.mlp import MLPDecoder, MLPEncoder
+from genlab.instantiate import build
 
+ROOT = Path(__file__).resolve().parents[1]
 BATCH, STEPS, ROUNDS, WARMUP = 64, 40, 3, 5
 
 
 def nets() -> tuple[nn.Module, nn.Module]:
+    """Study A's MNIST GAN pair as conf/nets/gan_mnist.yaml sets it."""
     torch.manual_seed(0)
-    g = MLPDecoder(
-        latent_dim=100, image_shape=(1, 28, 28), hidden_dims=[256, 512, 1024], activation="leaky_relu"
-    )
-    d = MLPEncoder(
-        image_shape=(1, 28, 28),
-        out_features=1,
-        hidden_dims=[1024, 512, 256],
-        activation="leaky_relu",
-        dropout=0.3,
-    )
+    config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "nets" / "gan_mnist.yaml"))
+    g = build(config["generator"], latent_dim=config["latent_dim"], image_shape=[1, 28, 28])
+    d = build(config["discriminator"], image_shape=[1, 28, 28], out_features=1)
     return g, d
 
 

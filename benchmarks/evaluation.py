@@ -32,7 +32,8 @@ import torch
 from omegaconf import OmegaConf
 
 from genlab.cache import cache_dir as default_cache_dir
-from genlab.data import MNISTDataModule
+from genlab.data.config import data_settings
+from genlab.instantiate import build
 from genlab.metrics.inception import InceptionFeatures, extract_features, retain_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +73,10 @@ def measure_inception(mnist_dir: str, device: torch.device, counts: dict[int, in
     alternating rounds."""
     retain_freed_memory()  # as shared_inception() does for evaluate.py
     extractor = InceptionFeatures().to(device)
-    images = MNISTDataModule(mnist_dir).split_images("test")[: max(counts.values())].to(device)
+    mnist = build(
+        data_settings("mnist") | {"data_dir": mnist_dir, "pixel_range": [0.0, 1.0], "download": False}
+    )
+    images = mnist.split_images("test")[: max(counts.values())].to(device)
     extract_features(images[:8], extractor, 8)  # warm-up: first call
     rates: dict[int, list[float]] = {size: [] for size in counts}
     memory: dict[int, float] = {}

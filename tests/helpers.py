@@ -3,14 +3,17 @@ at them. Tests import these; conftest.py holds the fixtures."""
 
 from __future__ import annotations
 
+import copy
 import struct
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +59,62 @@ def compose_train(*overrides: str) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(config_name="train", return_hydra_config=True, overrides=list(overrides))
+
+
+def make_datamodule(name: str, **values: Any):
+    """The data module of conf/data/<name>.yaml as a VAE run composes it (train.yaml's model, so pixel_range
+    [0, 1]), with `values` in place of its keys (`data_dir` at least). The YAML stays the one source of every
+    default; an unknown key fails as in a run."""
+    from genlab.instantiate import build
+
+    cfg = compose_train(f"data={name}")
+    with open_dict(cfg):
+        cfg.data.merge_with({key: str(v) if isinstance(v, Path) else v for key, v in values.items()})
+    return build(cfg.data, _convert_="all")
+
+
+def net_config(preset: str, key: str, **values: Any) -> dict[str, Any]:
+    """The `key` net of conf/nets/<preset>.yaml (e.g. "gan_mnist", "discriminator") with `values` in place of
+    its settings: tests take nets from the YAML too, the one source of their settings."""
+    nets = OmegaConf.load(CONF_DIR / "nets" / f"{preset}.yaml")
+    return {**OmegaConf.to_container(nets[key]), **values}
+
+
+def make_net(preset: str, key: str, **values: Any) -> torch.nn.Module:
+    """The net of `net_config(preset, key, **values)`, built directly (`values` hold its sizes too)."""
+    from hydra.utils import get_class
+
+    config = net_config(preset, key, **values)
+    return get_class(config.pop("_target_"))(**config)
+
+
+@cache
+def _model_config(model: str) -> dict[str, Any]:
+    cfg = compose_train(f"model={model}")
+    GlobalHydra.instance().clear()
+    config = OmegaConf.to_container(cfg.model, resolve=True)
+    for key in ("_target_", "compile", "channels_last"):  # not arguments of the class (train.py's)
+        config.pop(key)
+    return config
+
+
+def model_args(model: str, **values: Any) -> dict[str, Any]:
+    """conf/model/<model>.yaml's arguments (its default nets, likelihood and prior) with `values` in place of
+    its keys: tests build models with the configured defaults, the YAML being their one source."""
+    return copy.deepcopy(_model_config(model)) | values
+
+
+def part(group: str, name: str, **values: Any) -> dict[str, Any]:
+    """conf/<group>/<name>.yaml (a likelihood or a prior) as a config dict, `values` in place of its keys."""
+    return {**OmegaConf.to_container(OmegaConf.load(CONF_DIR / group / f"{name}.yaml")), **values}
+
+
+def likelihood(name: str, **values: Any) -> dict[str, Any]:
+    return part("likelihood", name, **values)
+
+
+def prior(name: str, **values: Any) -> dict[str, Any]:
+    return part("prior", name, **values)
 
 
 #: the largest Imagenette size the tests train at (the study's 160 px is slow on a CPU)

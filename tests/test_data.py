@@ -1,15 +1,19 @@
 """The data modules on fake files in the real on-disk formats: shapes, ranges, splits, cache, errors."""
 
+import inspect
 import os
 import urllib.error
 
 import pytest
 import torch
-from helpers import write_fake_imagenette, write_fake_mnist
+from helpers import CONF_DIR, make_datamodule, write_fake_imagenette, write_fake_mnist
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 
 from genlab.cache import load_or_build
-from genlab.data import ImagenetteDataModule, MNISTDataModule
+from genlab.data import ImagenetteDataModule
 from genlab.data.base import random_hflip
+from genlab.data.config import data_settings
 from genlab.errors import ConfigError, DataError
 
 
@@ -19,7 +23,7 @@ def first_batch(datamodule, loader: str = "train_dataloader"):
 
 
 def test_mnist_splits_dtypes_and_ranges(mnist_dir):
-    dm = MNISTDataModule(str(mnist_dir), batch_size=16, val_size=50)
+    dm = make_datamodule("mnist", data_dir=mnist_dir, batch_size=16, val_size=50)
     dm.prepare_data()
     dm.setup("fit")
     dm.setup("test")
@@ -31,14 +35,14 @@ def test_mnist_splits_dtypes_and_ranges(mnist_dir):
     images, labels = first_batch(dm)
     assert images.dtype == torch.float32 and images.min() >= 0 and images.max() <= 1 and images.max() == 1
     assert labels.dtype == torch.long and len(labels) == 16
-    gan = MNISTDataModule(str(mnist_dir), batch_size=16, val_size=50, pixel_range=(-1, 1))
+    gan = make_datamodule("mnist", data_dir=mnist_dir, batch_size=16, val_size=50, pixel_range=(-1, 1))
     gan.setup("fit")
     images, _ = first_batch(gan)
     assert images.min() == -1 and images.max() == 1
 
 
 def test_mnist_val_split_is_fixed_by_split_seed(mnist_dir):
-    a, b, c = (MNISTDataModule(str(mnist_dir), val_size=50, split_seed=s) for s in (0, 0, 1))
+    a, b, c = (make_datamodule("mnist", data_dir=mnist_dir, val_size=50, split_seed=s) for s in (0, 0, 1))
     for dm in (a, b, c):
         dm.setup("fit")
     assert torch.equal(a.split_images("val"), b.split_images("val"))
@@ -46,7 +50,7 @@ def test_mnist_val_split_is_fixed_by_split_seed(mnist_dir):
 
 
 def test_mnist_missing_offline_names_path_and_fix(tmp_path):
-    dm = MNISTDataModule(str(tmp_path / "nowhere"))
+    dm = make_datamodule("mnist", data_dir=tmp_path / "nowhere", download=False)
     with pytest.raises(DataError, match=r"MNIST/raw.*data\.download=true"):
         dm.check_available()
     with pytest.raises(DataError, match="train-images-idx3-ubyte"):
@@ -59,7 +63,7 @@ def test_mnist_download_failure_offline_is_explained(tmp_path, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr("torchvision.datasets.utils.urllib.request.urlopen", offline)
-    dm = MNISTDataModule(str(tmp_path), download=True)
+    dm = make_datamodule("mnist", data_dir=tmp_path, download=True)
     with pytest.raises(DataError, match="(?s)download .*failed.*Offline"):
         dm.prepare_data()
     with pytest.raises(DataError, match="(?s)MNIST not found.*download .*failed.*data.data_dir"):
@@ -71,22 +75,24 @@ def test_mnist_corrupt_file_is_named(tmp_path):
     bad = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
     bad.write_bytes(bad.read_bytes()[:-100])
     with pytest.raises(DataError, match="train-images-idx3-ubyte.*corrupt or truncated"):
-        MNISTDataModule(str(root), val_size=5).prepare_data()
+        make_datamodule("mnist", data_dir=root, val_size=5).prepare_data()
 
 
 def test_invalid_values_name_the_key(mnist_dir):
     with pytest.raises(ConfigError, match="data.batch_size"):
-        MNISTDataModule(str(mnist_dir), batch_size=0)
+        make_datamodule("mnist", data_dir=mnist_dir, batch_size=0)
     with pytest.raises(ConfigError, match="data.pixel_range"):
-        MNISTDataModule(str(mnist_dir), pixel_range=(0, 255))
+        make_datamodule("mnist", data_dir=mnist_dir, pixel_range=(0, 255))
     with pytest.raises(ConfigError, match="data.val_size"):
-        MNISTDataModule(str(mnist_dir), val_size=10**6).setup("fit")
+        make_datamodule("mnist", data_dir=mnist_dir, val_size=10**6).setup("fit")
     with pytest.raises(ConfigError, match="data.size"):
-        ImagenetteDataModule(str(mnist_dir), size="64px")
+        make_datamodule("imagenette", data_dir=mnist_dir, size="64px")
 
 
 def test_imagenette_shapes_splits_and_crop(imagenette_dir, tmp_path):
-    dm = ImagenetteDataModule(str(imagenette_dir), batch_size=4, image_size=32, cache_dir=str(tmp_path))
+    dm = make_datamodule(
+        "imagenette", data_dir=imagenette_dir, batch_size=4, image_size=32, cache_dir=str(tmp_path)
+    )
     dm.prepare_data()
     dm.setup("fit")
     dm.setup("test")
@@ -116,8 +122,13 @@ class _Trainer:
 
 
 def test_imagenette_hflip_applies_to_training_batches_only(imagenette_dir, tmp_path):
-    dm = ImagenetteDataModule(
-        str(imagenette_dir), batch_size=16, image_size=8, cache_dir=str(tmp_path), hflip=True
+    dm = make_datamodule(
+        "imagenette",
+        data_dir=imagenette_dir,
+        batch_size=16,
+        image_size=8,
+        cache_dir=str(tmp_path),
+        hflip=True,
     )
     dm.setup("fit")
     batch = dm.splits["train"].__getitems__(list(range(16)))
@@ -143,18 +154,18 @@ def test_imagenette_cache_built_once_reused_and_rebuilt_on_change(tmp_path, monk
         return original(self, split)
 
     monkeypatch.setattr(ImagenetteDataModule, "_decode", counting)
-    first = ImagenetteDataModule(str(root), image_size=16, cache_dir=str(cache))
+    first = make_datamodule("imagenette", data_dir=root, image_size=16, cache_dir=str(cache))
     first.setup("fit")
     assert decoded == ["train"] and len(list(cache.glob("*.pt"))) == 1
-    second = ImagenetteDataModule(str(root), image_size=16, cache_dir=str(cache))
+    second = make_datamodule("imagenette", data_dir=root, image_size=16, cache_dir=str(cache))
     second.setup("fit")
     assert decoded == ["train"]  # reused
     assert torch.equal(first.split_images("train"), second.split_images("train"))
-    ImagenetteDataModule(str(root), image_size=24, cache_dir=str(cache)).setup("fit")
+    make_datamodule("imagenette", data_dir=root, image_size=24, cache_dir=str(cache)).setup("fit")
     assert decoded == ["train", "train"]  # another image size is another cache file
     extra = next((root / "imagenette2-160" / "train").rglob("*.JPEG"))
     os.utime(extra, ns=(1, 1))  # the source changed
-    ImagenetteDataModule(str(root), image_size=16, cache_dir=str(cache)).setup("fit")
+    make_datamodule("imagenette", data_dir=root, image_size=16, cache_dir=str(cache)).setup("fit")
     assert decoded == ["train", "train", "train"]
 
 
@@ -162,12 +173,12 @@ def test_imagenette_default_cache_falls_back_when_data_dir_is_read_only(tmp_path
     root = write_fake_imagenette(tmp_path / "data", n_train=1, n_val=1)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setattr("genlab.data.imagenette.os.access", lambda path, mode: False)
-    dm = ImagenetteDataModule(str(root), image_size=16)
+    dm = make_datamodule("imagenette", data_dir=root, image_size=16)
     assert dm._cache_file("train").is_relative_to(tmp_path / "xdg")
 
 
 def test_imagenette_missing_offline_names_path_and_fix(tmp_path):
-    dm = ImagenetteDataModule(str(tmp_path / "nonexistent"))
+    dm = make_datamodule("imagenette", data_dir=tmp_path / "nonexistent", download=False)
     with pytest.raises(DataError, match=r"imagenette2-160/train/<wnid>/\*\.JPEG.*data\.download=true"):
         dm.check_available()
 
@@ -178,9 +189,9 @@ def test_imagenette_download_failure_offline_is_explained(tmp_path, monkeypatch)
 
     monkeypatch.setattr("torchvision.datasets.utils.urllib.request.urlopen", offline)
     with pytest.raises(DataError, match="(?s)download .*failed.*Offline"):
-        ImagenetteDataModule(str(tmp_path), download=True).prepare_data()
+        make_datamodule("imagenette", data_dir=tmp_path, download=True).prepare_data()
     with pytest.raises(DataError, match="(?s)Imagenette .160px. not found.*download .*failed.*data.data_dir"):
-        ImagenetteDataModule(str(tmp_path), download=True).check_available()
+        make_datamodule("imagenette", data_dir=tmp_path, download=True).check_available()
 
 
 def test_imagenette_corrupt_jpeg_is_named(tmp_path):
@@ -188,7 +199,9 @@ def test_imagenette_corrupt_jpeg_is_named(tmp_path):
     bad = next((root / "imagenette2-160" / "train").rglob("*.JPEG"))
     bad.write_bytes(bad.read_bytes()[:50])
     with pytest.raises(DataError, match=bad.name):
-        ImagenetteDataModule(str(root), image_size=16, cache_dir=str(tmp_path / "c")).setup("fit")
+        make_datamodule("imagenette", data_dir=root, image_size=16, cache_dir=str(tmp_path / "c")).setup(
+            "fit"
+        )
 
 
 def test_load_or_build_rebuilds_stale_foreign_and_old_format_caches(tmp_path):
@@ -208,3 +221,21 @@ def test_load_or_build_rebuilds_stale_foreign_and_old_format_caches(tmp_path):
     path.write_bytes(b"truncated")  # a half-written file
     load_or_build(path, {"v": 2}, build)
     assert len(built) == 4 and not list(path.parent.glob("*.tmp"))  # saves are atomic
+
+
+@pytest.mark.parametrize("path", sorted((CONF_DIR / "data").glob("*.yaml")), ids=lambda path: path.stem)
+def test_each_data_file_sets_every_argument_and_the_classes_have_no_defaults(path):
+    config = OmegaConf.load(path)
+    parameters = inspect.signature(get_class(config._target_)).parameters
+    assert set(config) - {"_target_"} == set(parameters)
+    assert all(parameter.default is inspect.Parameter.empty for parameter in parameters.values())
+    # what a caller outside a run starts from: every literal value, none of the run's interpolations
+    assert set(data_settings(path.stem)) == set(config) - {"data_dir", "pixel_range"}
+    assert data_settings(config._target_) == data_settings(path.stem)
+
+
+def test_only_mnist_has_the_digit_classifier(mnist_dir, imagenette_dir):
+    assert make_datamodule("mnist", data_dir=mnist_dir).has_digit_classifier
+    assert not make_datamodule("imagenette", data_dir=imagenette_dir).has_digit_classifier
+    with pytest.raises(ConfigError, match=r"data='cifar'.*choose one of \['imagenette', 'mnist'\]"):
+        data_settings("cifar")

@@ -3,15 +3,15 @@
 import lightning as L
 import pytest
 import torch
-from model_configs import model_args
+from helpers import model_args, net_config
 
 from genlab.callbacks import TrainingScalars
 from genlab.errors import ConfigError
 from genlab.models import GAN
 from genlab.models.base import GenerativeModel
 
-DISC = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [16], "dropout": 0.0}
-GEN = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [16]}
+DISC = net_config("gan_mnist", "discriminator", hidden_dims=[16], dropout=0.0)
+GEN = net_config("gan_mnist", "generator", hidden_dims=[16])
 
 
 def make_gan(**kwargs) -> GAN:

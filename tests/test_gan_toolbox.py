@@ -6,8 +6,7 @@ import math
 import lightning as L
 import pytest
 import torch
-from helpers import build_model
-from model_configs import model_args
+from helpers import build_model, make_net, model_args, net_config
 
 import genlab.models.gan as gan_module
 from genlab.callbacks import TrainingScalars
@@ -16,13 +15,12 @@ from genlab.errors import ConfigError
 from genlab.models import GAN
 from genlab.models.augment import diff_augment, parse_policy
 from genlab.models.losses import ADVERSARIAL_LOSSES, d_ls, feature_matching_loss, g_ls, r1_penalty
-from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from genlab.nets.mlp import MLPEncoder
+from genlab.nets.dcgan import DCGANGenerator
 
-DISC = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [16], "dropout": 0.0}
-GEN = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [16]}
-DCGAN_DISC = {"_target_": "genlab.nets.dcgan.DCGANDiscriminator", "width": 4}
-DCGAN_GEN = {"_target_": "genlab.nets.dcgan.DCGANGenerator", "width": 4, "upsample": "nearest"}
+DISC = net_config("gan_mnist", "discriminator", hidden_dims=[16], dropout=0.0)
+GEN = net_config("gan_mnist", "generator", hidden_dims=[16])
+DCGAN_DISC = net_config("gan_mnist_dcgan", "discriminator", width=4)
+DCGAN_GEN = net_config("gan_mnist_dcgan", "generator", width=4, upsample="nearest")
 ALL_AUGMENTATIONS = "color,translation,cutout"
 
 
@@ -81,8 +79,12 @@ class GeneratorAfterEachBatch(L.Callback):
 @pytest.mark.parametrize("upsample", ["transposed", "nearest", "bilinear"])
 @pytest.mark.parametrize("size", [28, 32, 64])
 def test_dcgan_pair_fits_mnist_and_other_sizes_with_each_upsampling(size, upsample):
-    generator = DCGANGenerator(8, (1, size, size), width=4, upsample=upsample)
-    critic = DCGANDiscriminator((1, size, size), width=4)
+    generator = make_net(
+        "gan_mnist_dcgan", "generator", latent_dim=8, image_shape=(1, size, size), width=4, upsample=upsample
+    )
+    critic = make_net(
+        "gan_mnist_dcgan", "discriminator", image_shape=(1, size, size), out_features=1, width=4
+    )
     images = generator(torch.randn(2, 8))
     assert images.shape == (2, 1, size, size) and critic(images).shape == (2, 1)
     transposed = any(isinstance(m, torch.nn.ConvTranspose2d) for m in generator.modules())
@@ -91,19 +93,36 @@ def test_dcgan_pair_fits_mnist_and_other_sizes_with_each_upsampling(size, upsamp
 
 def test_dcgan_upsample_names_the_key():
     with pytest.raises(ConfigError, match="model.generator.upsample"):
-        DCGANGenerator(8, (1, 28, 28), upsample="pixelshuffle")
+        make_net(
+            "gan_mnist_dcgan", "generator", latent_dim=8, image_shape=(1, 28, 28), upsample="pixelshuffle"
+        )
 
 
 @pytest.mark.parametrize("spectral_norm", [True, False])
 def test_dcgan_discriminator_spectral_norm_option(spectral_norm):
-    critic = DCGANDiscriminator((1, 28, 28), width=4, spectral_norm=spectral_norm)
+    critic = make_net(
+        "gan_mnist_dcgan",
+        "discriminator",
+        image_shape=(1, 28, 28),
+        out_features=1,
+        width=4,
+        spectral_norm=spectral_norm,
+    )
     layers = [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
     assert len(layers) == 3
     assert all(torch.nn.utils.parametrize.is_parametrized(m, "weight") == spectral_norm for m in layers)
 
 
 def test_dcgan_discriminator_batch_norm_after_every_conv_but_the_first():
-    critic = DCGANDiscriminator((1, 32, 32), width=4, spectral_norm=False, batch_norm=True)
+    critic = make_net(
+        "gan_mnist_dcgan",
+        "discriminator",
+        image_shape=(1, 32, 32),
+        out_features=1,
+        width=4,
+        spectral_norm=False,
+        batch_norm=True,
+    )
     kinds = [type(m).__name__ for m in critic.features]
     assert kinds == ["Conv2d", "LeakyReLU", "Conv2d", "BatchNorm2d", "LeakyReLU", "Conv2d", "BatchNorm2d"] + [
         "LeakyReLU",
@@ -392,10 +411,19 @@ def test_feature_matching_loss_on_known_features():
 
 def test_d_features_are_the_input_of_its_last_layer():
     images = torch.rand(3, 1, 28, 28)
-    mlp = MLPEncoder((1, 28, 28), 1, hidden_dims=[16, 8], dropout=0.0)
+    mlp = make_net(
+        "gan_mnist",
+        "discriminator",
+        image_shape=(1, 28, 28),
+        out_features=1,
+        hidden_dims=[16, 8],
+        dropout=0.0,
+    )
     assert mlp.features(images).shape == (3, 8)
     assert torch.equal(mlp.net[-1](mlp.features(images)), mlp(images))
-    dcgan = DCGANDiscriminator((1, 28, 28), width=4).eval()  # eval: no power iteration per call
+    dcgan = make_net(
+        "gan_mnist_dcgan", "discriminator", image_shape=(1, 28, 28), out_features=1, width=4
+    ).eval()  # eval: no power iteration per call
     assert torch.equal(dcgan.head(dcgan.features(images)), dcgan(images))
 
 

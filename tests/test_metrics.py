@@ -7,18 +7,16 @@ import math
 import numpy as np
 import pytest
 import torch
-from helpers import write_idx
-from model_configs import model_args, part
+from helpers import make_datamodule, model_args, net_config, part, write_idx
 
-from genlab.data import MNISTDataModule
 from genlab.errors import ConfigError
 from genlab.metrics import classifier, distribution, likelihood
 from genlab.metrics.inception import FeatureNetError, InceptionFeatures, shared_inception, to_uint8
 from genlab.metrics.reference import reference_features
 from genlab.models import VAE
 
-MLP_ENCODER = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [32]}
-MLP_DECODER = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [32]}
+MLP_ENCODER = net_config("vae_mnist", "encoder", hidden_dims=[32])
+MLP_DECODER = net_config("vae_mnist", "decoder", hidden_dims=[32])
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -204,7 +202,7 @@ def write_bar_digits(root, n_train: int = 300, n_test: int = 100):
 
 
 def test_classifier_trains_on_fake_digits_and_is_cached(tmp_path, monkeypatch):
-    datamodule = MNISTDataModule(str(write_bar_digits(tmp_path / "data")), val_size=50)
+    datamodule = make_datamodule("mnist", data_dir=write_bar_digits(tmp_path / "data"), val_size=50)
     recipe = {
         **classifier.RECIPE,
         "epochs": 6,
@@ -241,12 +239,16 @@ class CountingFeatures(torch.nn.Module):
 
 
 def test_reference_features_are_cached_and_keyed(mnist_dir, tmp_path):
-    datamodule = MNISTDataModule(str(mnist_dir), val_size=50)
+    datamodule = make_datamodule("mnist", data_dir=mnist_dir, val_size=50)
     extractor = CountingFeatures()
-    first, key = reference_features(datamodule, "test", 20, extractor, tmp_path)
-    again, _ = reference_features(datamodule, "test", 20, extractor, tmp_path)
+    first, key = reference_features(datamodule, "test", 20, extractor, tmp_path, seed=0, batch_size=50)
+    again, _ = reference_features(datamodule, "test", 20, extractor, tmp_path, seed=0, batch_size=50)
     assert extractor.seen == 20 and torch.equal(first, again)
     assert key["split"] == "test" and key["n_images"] == 20 and key["feature_net_sha256"] == "counting"
-    reference_features(datamodule, "test", 30, extractor, tmp_path)  # another size: recomputed
-    reference_features(datamodule, "train", 20, extractor, tmp_path)  # another split: recomputed
+    reference_features(
+        datamodule, "test", 30, extractor, tmp_path, seed=0, batch_size=50
+    )  # another size: recomputed
+    reference_features(
+        datamodule, "train", 20, extractor, tmp_path, seed=0, batch_size=50
+    )  # another split: recomputed
     assert extractor.seen == 70

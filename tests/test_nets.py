@@ -1,14 +1,19 @@
 """Every architecture of the study: output shapes and exact parameter counts."""
 
+import inspect
+from pathlib import Path
+
 import pytest
 import torch
-from helpers import build_model
+from helpers import CONF_DIR, ROOT, build_model, make_net
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 
+from genlab.checkpoints import check_architecture, load_model
 from genlab.errors import ConfigError
-from genlab.nets.conv import ConvDecoder, ConvEncoder
-from genlab.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from genlab.nets.mlp import MLPDecoder, MLPEncoder
-from genlab.nets.resnet import DownBlock, ResNetDiscriminator, ResNetGenerator, UpBlock
+from genlab.nets.recorded import FORMER_DEFAULTS, complete_net_configs
+from genlab.nets.resnet import DownBlock, UpBlock
+from genlab.train import train
 
 
 def linear(n_in: int, n_out: int) -> int:
@@ -103,37 +108,47 @@ def test_study_architectures(make_cfg, experiment, data, expected, latent_dim):
 
 def test_conv_encoder_feature_sizes():
     # Study A: 8192 features at 160px with pools 2-2-2-2, 2048 with 2-2-2-4; sizes follow the image.
-    assert ConvEncoder((3, 160, 160), 1).feature_dim == 8192
-    assert ConvEncoder((3, 160, 160), 1, pools=(2, 2, 2, 4)).feature_dim == 2048
-    assert ConvEncoder((3, 64, 64), 1).feature_dim == 128 * 2 * 2
-    assert ConvEncoder((1, 28, 28), 5, channels=(8,), pools=(2,))(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
+    def encoder(image_shape, out_features, **values):
+        return make_net(
+            "vae_imagenette", "encoder", image_shape=image_shape, out_features=out_features, **values
+        )
+
+    assert encoder((3, 160, 160), 1).feature_dim == 8192
+    assert encoder((3, 160, 160), 1, pools=(2, 2, 2, 4)).feature_dim == 2048
+    assert encoder((3, 64, 64), 1).feature_dim == 128 * 2 * 2
+    assert encoder((1, 28, 28), 5, channels=(8,), pools=(2,))(torch.zeros(3, 1, 28, 28)).shape == (3, 5)
 
 
 def test_conv_encoder_rejects_too_small_images():
     with pytest.raises(ConfigError, match="data.image_size"):
-        ConvEncoder((3, 32, 32), 1)
+        make_net("vae_imagenette", "encoder", image_shape=(3, 32, 32), out_features=1)
 
 
 @pytest.mark.parametrize("size", [64, 96, 160])
 def test_conv_decoder_output_size_follows_image_shape(size):
-    decoder = ConvDecoder(latent_dim=7, image_shape=(3, size, size))
+    decoder = make_net("vae_imagenette", "decoder", latent_dim=7, image_shape=(3, size, size))
     assert decoder(torch.randn(2, 7)).shape == (2, 3, size, size)
 
 
 def test_mlp_shapes_follow_config():
-    encoder = MLPEncoder((3, 8, 8), out_features=6, hidden_dims=(32,), dropout=0.0)
-    decoder = MLPDecoder(latent_dim=3, image_shape=(3, 8, 8), hidden_dims=(32, 16))
+    encoder = make_net(
+        "vae_mnist", "encoder", image_shape=(3, 8, 8), out_features=6, hidden_dims=(32,), dropout=0.0
+    )
+    decoder = make_net("vae_mnist", "decoder", latent_dim=3, image_shape=(3, 8, 8), hidden_dims=(32, 16))
     assert encoder(torch.zeros(4, 3, 8, 8)).shape == (4, 6)
     assert decoder(torch.zeros(4, 3)).shape == (4, 3, 8, 8)
     assert n_params(encoder) == mlp([192, 32, 6])
-    assert sum(isinstance(m, torch.nn.Dropout) for m in MLPEncoder((1, 28, 28), 1).modules()) == 3
+    study_a = make_net("vae_mnist", "encoder", image_shape=(1, 28, 28), out_features=1)
+    assert sum(isinstance(m, torch.nn.Dropout) for m in study_a.modules()) == 3
 
 
 @pytest.mark.parametrize("size", [32, 64, 160])
 def test_dcgan_nets_fit_the_image_size(size):
     generator, critic = (
-        DCGANGenerator(16, (3, size, size), width=8),
-        DCGANDiscriminator((3, size, size), width=8),
+        make_net("gan_imagenette_dcgan", "generator", latent_dim=16, image_shape=(3, size, size), width=8),
+        make_net(
+            "gan_imagenette_dcgan", "discriminator", image_shape=(3, size, size), out_features=1, width=8
+        ),
     )
     images = generator(torch.randn(2, 16))
     assert images.shape == (2, 3, size, size) and critic(images).shape == (2, 1)
@@ -144,7 +159,17 @@ def test_dcgan_discriminator_conv3x3_doubles_its_depth_at_the_same_size(size):
     def convs(critic):
         return [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d)]
 
-    plain, deep = (DCGANDiscriminator((3, size, size), width=8, conv3x3=c) for c in (False, True))
+    plain, deep = (
+        make_net(
+            "gan_imagenette_dcgan",
+            "discriminator",
+            image_shape=(3, size, size),
+            out_features=1,
+            width=8,
+            conv3x3=c,
+        )
+        for c in (False, True)
+    )
     assert len(convs(deep)) == 2 * len(convs(plain))
     assert [m.stride for m in convs(deep)[::2]] == [(1, 1)] * len(convs(plain))
     images = torch.randn(2, 3, size, size)
@@ -154,13 +179,27 @@ def test_dcgan_discriminator_conv3x3_doubles_its_depth_at_the_same_size(size):
 
 def test_dcgan_nets_reject_sizes_they_cannot_make():
     with pytest.raises(ConfigError, match="data.image_size"):
-        DCGANGenerator(16, (3, 100, 100))
+        make_net("gan_imagenette_dcgan", "generator", latent_dim=16, image_shape=(3, 100, 100))
 
 
 @pytest.mark.parametrize(("size", "blocks"), [(28, 2), (32, 3), (64, 4)])
 def test_resnet_nets_fit_the_image_size(size, blocks):
-    generator = ResNetGenerator(16, (3, size, size), width=8, max_width=32)
-    critic = ResNetDiscriminator((3, size, size), width=8, max_width=32)
+    generator = make_net(
+        "gan_imagenette_resnet",
+        "generator",
+        latent_dim=16,
+        image_shape=(3, size, size),
+        width=8,
+        max_width=32,
+    )
+    critic = make_net(
+        "gan_imagenette_resnet",
+        "discriminator",
+        image_shape=(3, size, size),
+        out_features=1,
+        width=8,
+        max_width=32,
+    )
     assert sum(isinstance(m, UpBlock) for m in generator.modules()) == blocks
     assert sum(isinstance(m, DownBlock) for m in critic.modules()) == blocks + 1  # + one without pooling
     images = generator(torch.randn(2, 16))
@@ -170,7 +209,14 @@ def test_resnet_nets_fit_the_image_size(size, blocks):
 
 def test_resnet_discriminator_is_spectrally_normalised_unless_told():
     for spectral_norm in (True, False):
-        critic = ResNetDiscriminator((3, 32, 32), width=8, spectral_norm=spectral_norm)
+        critic = make_net(
+            "gan_imagenette_resnet",
+            "discriminator",
+            image_shape=(3, 32, 32),
+            out_features=1,
+            width=8,
+            spectral_norm=spectral_norm,
+        )
         layers = [m for m in critic.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
         assert all(torch.nn.utils.parametrize.is_parametrized(m, "weight") == spectral_norm for m in layers)
 
@@ -201,3 +247,52 @@ def test_imagenette_conv_vae_nets_config_builds_a_vae(make_cfg, size):
     images = torch.rand(2, 3, size, size)
     assert model.encoder(images).shape == (2, 2 * cfg.model.latent_dim)
     assert model.decode(torch.randn(2, cfg.model.latent_dim)).shape == (2, 3, size, size)
+
+
+#: what a model passes to its nets (from the data and its latent size); every other argument is a setting
+SIZES = {"image_shape", "latent_dim", "out_features"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        *sorted((CONF_DIR / "nets").glob("*.yaml")),
+        ROOT / "tests/third_model_conf/nets/autoencoder_mnist.yaml",
+    ],
+)
+def test_every_net_preset_sets_every_setting_and_the_classes_have_no_defaults(path):
+    nets = {
+        key: value
+        for key, value in OmegaConf.to_container(OmegaConf.load(path)).items()
+        if isinstance(value, dict)
+    }
+    assert nets
+    for key, config in nets.items():
+        parameters = inspect.signature(get_class(config["_target_"])).parameters
+        assert set(config) - {"_target_"} == set(parameters) - SIZES, key
+        assert all(parameter.default is inspect.Parameter.empty for parameter in parameters.values()), key
+        # a class that had defaults in code: an older checkpoint's config completes to the same settings
+        if config["_target_"] in FORMER_DEFAULTS:
+            assert set(FORMER_DEFAULTS[config["_target_"]]) == set(parameters) - SIZES, key
+        assert complete_net_configs({key: config}) == {}
+
+
+def test_an_older_checkpoint_with_incomplete_net_configs_loads_and_resumes_as_before(make_cfg, tmp_path):
+    # Before conf/nets/ held every setting, a checkpoint recorded only the keys its YAML set.
+    cfg = make_cfg("trainer.max_steps=1", "logger=none", "callbacks=[model_checkpoint]")
+    train(cfg)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(last, weights_only=True)
+    for net in ("encoder", "decoder"):
+        checkpoint["hyper_parameters"][net] = {"_target_": checkpoint["hyper_parameters"][net]["_target_"]}
+    older = tmp_path / "older.ckpt"
+    torch.save(checkpoint, older)
+
+    new, old = load_model(last), load_model(older)
+    assert old.hparams.encoder == new.hparams.encoder and old.hparams.decoder == new.hparams.decoder
+    for name, tensor in new.state_dict().items():
+        assert torch.equal(tensor, old.state_dict()[name]), name
+    draws = [model.sample(4, torch.Generator().manual_seed(0)) for model in (new, old)]
+    assert torch.equal(*draws)
+    run_model = OmegaConf.to_container(cfg.model) | {"image_shape": list(new.image_shape)}
+    check_architecture(older, run_model)  # a resume with today's YAML finds the same nets

@@ -2,13 +2,13 @@
 
 import pytest
 import torch
-from model_configs import likelihood, model_args
+from helpers import likelihood, model_args, net_config
 
 from genlab.errors import ConfigError
 from genlab.models import VAE
 
-MLP = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [16], "dropout": 0.0}
-DEC = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [16]}
+MLP = net_config("vae_mnist", "encoder", hidden_dims=[16], dropout=0.0)
+DEC = net_config("vae_mnist", "decoder", hidden_dims=[16])
 
 
 def make_vae(**kwargs) -> VAE:

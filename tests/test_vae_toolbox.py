@@ -12,12 +12,10 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from helpers import assert_same_run, write_idx
-from model_configs import likelihood, model_args, prior
+from helpers import assert_same_run, likelihood, make_datamodule, model_args, net_config, prior, write_idx
 from omegaconf import open_dict
 
 from genlab.checkpoints import checkpoint_datamodule, load_model
-from genlab.data import MNISTDataModule
 from genlab.data.base import fixed_binarization
 from genlab.errors import ConfigError
 from genlab.models import VAE
@@ -25,8 +23,8 @@ from genlab.models.likelihoods import softclip
 from genlab.models.priors import GaussianMixture, fit_prior, posterior_means
 from genlab.train import build_model, train
 
-MLP = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [16], "dropout": 0.0}
-DEC = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": [16]}
+MLP = net_config("vae_mnist", "encoder", hidden_dims=[16], dropout=0.0)
+DEC = net_config("vae_mnist", "decoder", hidden_dims=[16])
 # every switch on: conv nets, binary pixels with their Bernoulli likelihood, warm-up, the mixture prior
 ALL_SWITCHES = (
     "nets=vae_mnist_conv",
@@ -66,7 +64,7 @@ def finite(metrics: dict[str, float]) -> bool:
 
 def test_conv_nets_fit_mnist_exactly(make_cfg, monkeypatch):
     cfg = make_cfg("nets=vae_mnist_conv")
-    model = build_model(cfg, MNISTDataModule(cfg.data.data_dir))
+    model = build_model(cfg, make_datamodule("mnist", data_dir=cfg.data.data_dir))
     assert type(model.encoder).__name__ == "ConvEncoder" and model.encoder.feature_dim == 64 * 5 * 5
 
     def no_interpolation(*args, **kwargs):
@@ -100,7 +98,9 @@ def test_fixed_binarization_is_bernoulli_and_a_function_of_the_image_alone():
 
 
 def test_binarize_dynamic_draws_per_training_batch_and_fixes_the_rest(tmp_path):
-    dm = MNISTDataModule(str(write_grey_mnist(tmp_path)), batch_size=16, val_size=20, binarize="dynamic")
+    dm = make_datamodule(
+        "mnist", data_dir=write_grey_mnist(tmp_path), batch_size=16, val_size=20, binarize="dynamic"
+    )
     dm.setup("fit")
     assert dm.hparams["binarize"] == "dynamic"  # recorded in checkpoints: evaluate.py rebuilds it
     assert len(dm.split_images("train").unique()) > 2  # the splits stay grey (FID reference, classifier)
@@ -115,10 +115,10 @@ def test_binarize_dynamic_draws_per_training_batch_and_fixes_the_rest(tmp_path):
     draw_b, _ = dm.on_after_batch_transfer(train_batch, 0)
     assert set(draw_a.unique().tolist()) == {0.0, 1.0} and not torch.equal(draw_a, draw_b)
     assert float(draw_a.mean()) == pytest.approx(float(train_batch[0].float().mean() / 255), abs=0.02)
-    grey = MNISTDataModule(str(tmp_path), batch_size=16, val_size=20)
+    grey = make_datamodule("mnist", data_dir=tmp_path, batch_size=16, val_size=20)
     assert len(grey.to_model_range(val_batch[0]).unique()) > 2  # binarize: null, the default, is unchanged
     with pytest.raises(ConfigError, match="data.binarize"):
-        MNISTDataModule(str(tmp_path), binarize="static")
+        make_datamodule("mnist", data_dir=tmp_path, binarize="static")
 
 
 def test_binarize_needs_the_bernoulli_likelihood(make_cfg):
@@ -195,8 +195,8 @@ def test_likelihoods_keep_only_their_own_tensors():
 
 def known_density_vae(name: str, logits: torch.Tensor) -> VAE:
     """q(z|x) = p(z) = N(0, I) and p(x|z) independent of z: every bound equals log p(x) exactly."""
-    encoder = {"_target_": "genlab.nets.mlp.MLPEncoder", "hidden_dims": [], "dropout": 0.0}
-    decoder = {"_target_": "genlab.nets.mlp.MLPDecoder", "hidden_dims": []}
+    encoder = net_config("vae_mnist", "encoder", hidden_dims=[], dropout=0.0)
+    decoder = net_config("vae_mnist", "decoder", hidden_dims=[])
     model = make_vae(latent_dim=2, encoder=encoder, decoder=decoder, likelihood=likelihood(name))
     with torch.no_grad():
         for net in (model.encoder.net[-1], model.decoder.net[-1]):
@@ -267,7 +267,7 @@ def test_kl_warmup_ramps_the_training_weight_and_leaves_validation_at_beta(mnist
         accelerator="cpu",
         **quiet,
     )
-    trainer.fit(model, datamodule=MNISTDataModule(str(mnist_dir), batch_size=16, val_size=50))
+    trainer.fit(model, datamodule=make_datamodule("mnist", data_dir=mnist_dir, batch_size=16, val_size=50))
     for step, terms in enumerate(record.steps):
         weight = 2.0 * min(1.0, step / 4)  # 0, 0.5, 1, 1.5, 2, 2
         assert terms["loss"] == pytest.approx(terms["recon"] + weight * terms["kl"], rel=1e-5)
@@ -310,7 +310,7 @@ def test_mixture_fits_clusters_and_samples_them():
 
 
 def test_gmm_prior_samples_from_n01_until_fitted_then_from_the_mixture(tmp_path):
-    datamodule = MNISTDataModule(str(write_grey_mnist(tmp_path)), val_size=20)
+    datamodule = make_datamodule("mnist", data_dir=write_grey_mnist(tmp_path), val_size=20)
     mixture = prior("gaussian_mixture", components=3)
     model = make_vae(image_shape=(1, 28, 28), latent_dim=2, prior=mixture).train()
     standard = make_vae(image_shape=(1, 28, 28), latent_dim=2)

@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from genlab.data.base import ImageDataModule
+from genlab.data.config import data_settings
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.instantiate import build
 from genlab.models.base import GenerativeModel
@@ -77,7 +78,8 @@ def checkpoint_model_class(path: str | Path) -> type[GenerativeModel]:
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> GenerativeModel:
-    """The genlab model stored in a checkpoint, in eval mode."""
+    """The genlab model stored in a checkpoint, in eval mode (an older checkpoint's in today's form, see
+    GenerativeModel.upgrade_hparams)."""
     model_class = checkpoint_model_class(path)
     hparams = read_checkpoint(path).get("hyper_parameters") or {}
     # today's form of the hyperparameters win over the file's (Lightning drops keys the class does not take)
@@ -91,13 +93,16 @@ def checkpoint_datamodule(
     """The data module of the data a checkpoint's model was trained on, in the model's pixel range.
 
     Starts from the data module settings the checkpoint recorded; non-null `overrides` win (e.g. `data_dir`
-    on another machine), and an override `_target_` of another data module starts from its defaults.
+    on another machine), and an override `_target_` of another data module starts from its conf/data/ file.
     Downloads stay off: evaluating or drawing never fetches data.
     """
     overrides = {key: value for key, value in (overrides or {}).items() if value is not None}
     recorded = read_checkpoint(path)["genlab"].get("data")
     if "_target_" in overrides:
-        data: dict[str, Any] = {}
+        try:
+            data: dict[str, Any] = data_settings(overrides["_target_"])
+        except ConfigError:  # a data module without a conf/data/ file: the overrides name every key
+            data = {}
     elif isinstance(recorded, dict):
         data = dict(recorded)
     else:
@@ -210,7 +215,7 @@ def check_architecture(path: str | Path, run_model: Mapping[str, Any]) -> None:
     """Refuse to resume from a checkpoint whose nets, latent size or image shape differ from this run's model
     config, naming the differing keys and the overrides that match the checkpoint (instead of torch's
     'size mismatch' deep inside load_state_dict)."""
-    saved = read_checkpoint(path).get("hyper_parameters") or {}
+    saved = read_checkpoint(path).get("hyper_parameters") or {}  # in today's form
     theirs, ours = architecture(saved), architecture(run_model)
     differing = sorted(key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key))
     if not differing:

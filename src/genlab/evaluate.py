@@ -144,7 +144,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     metrics: dict[str, Any] = compare(real, fake, cfg)
     metrics["real_floor"] = compare(real, floor_real, cfg)
-    if datamodule.name == "mnist" and cfg.classifier:
+    if datamodule.has_digit_classifier and cfg.classifier:
         net, info = classifier.load_or_train(datamodule, cache)
         histogram, entropy = classifier.class_histogram(classifier.predict(net, samples))
         reference_images = datamodule.split_images(split)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -178,13 +178,24 @@ def dynamic_binarization(images: torch.Tensor) -> torch.Tensor:
 class ImageDataModule(L.LightningDataModule):
     """Base class: subclasses fill `self.splits` with uint8 datasets in `setup`.
 
+    Its arguments have no defaults: conf/data/<name>.yaml holds every one (`genlab.data.config` reads it
+    outside a run), so a setting has one source.
+
     A subclass that takes `binarize` (MNIST) sets `self.binarize`: with "dynamic", every training batch is
     binarised afresh (`dynamic_binarization`, as the data augmentation of binarised-MNIST likelihoods), and
     every other conversion into the model's range (`to_model_range`: validation and test batches,
     evaluate.py, the pictures) uses the one fixed binarisation of each image (`fixed_binarization`).
     `split_images` stays the grey uint8 images (FID references, the classifier).
+
+    A data module says what its data allows through class attributes, which evaluate.py reads (never the
+    data set's name):
+
+    - `has_digit_classifier`: its images are MNIST's 1 x 28 x 28 digits with their 10 labels, so genlab's
+      digit classifier (`genlab.metrics.classifier`) can be trained on it; evaluate.py then adds the class
+      histogram of the samples.
     """
 
+    has_digit_classifier: ClassVar[bool] = False
     #: null (grey levels) or "dynamic"; set by subclasses that take a `binarize` argument
     binarize: str | None = None
     #: mirror each training image left-right with probability 1/2 (`random_hflip`); set by subclasses
@@ -195,12 +206,12 @@ class ImageDataModule(L.LightningDataModule):
         self,
         data_dir: str,
         batch_size: int,
-        pixel_range: Sequence[float] = (0.0, 1.0),
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        split_seed: int = 0,
-        download: bool = False,
-        device: str = "cpu",
+        pixel_range: Sequence[float],
+        num_workers: int,
+        pin_memory: bool,
+        split_seed: int,
+        download: bool,
+        device: str,
     ) -> None:
         super().__init__()
         # Every subclass's settings too: checkpoints record them, and evaluate.py and generate.py rebuild

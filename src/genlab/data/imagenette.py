@@ -50,21 +50,28 @@ class ImagenetteDataModule(ImageDataModule):
     def __init__(
         self,
         data_dir: str,
-        batch_size: int = 48,
-        pixel_range: Sequence[float] = (0.0, 1.0),
-        size: str = "160px",
-        image_size: int = 160,
-        val_fraction: float = 0.1,
-        cache_dir: str | None = None,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        split_seed: int = 0,
-        download: bool = False,
-        device: str = "cpu",
-        hflip: bool = False,
+        batch_size: int,
+        pixel_range: Sequence[float],
+        size: str,
+        image_size: int,
+        val_fraction: float,
+        cache_dir: str | None,
+        num_workers: int,
+        pin_memory: bool,
+        split_seed: int,
+        download: bool,
+        device: str,
+        hflip: bool,
     ) -> None:
         super().__init__(
-            data_dir, batch_size, pixel_range, num_workers, pin_memory, split_seed, download, device
+            data_dir=data_dir,
+            batch_size=batch_size,
+            pixel_range=pixel_range,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            split_seed=split_seed,
+            download=download,
+            device=device,
         )
         self.hflip = bool(hflip)
         require(size in SIZES, "data.size", size, f"choose one of {sorted(SIZES)}")

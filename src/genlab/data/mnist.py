@@ -44,21 +44,30 @@ class MNISTDataModule(ImageDataModule):
     everywhere else (see ImageDataModule), the setting of the binarised-MNIST likelihoods in the literature.
     """
 
+    has_digit_classifier = True
+
     def __init__(
         self,
         data_dir: str,
-        batch_size: int = 64,
-        pixel_range: Sequence[float] = (0.0, 1.0),
-        val_size: int = 5000,
-        num_workers: int = 0,
-        pin_memory: bool = False,
-        split_seed: int = 0,
-        download: bool = False,
-        device: str = "cpu",
-        binarize: str | None = None,
+        batch_size: int,
+        pixel_range: Sequence[float],
+        val_size: int,
+        num_workers: int,
+        pin_memory: bool,
+        split_seed: int,
+        download: bool,
+        device: str,
+        binarize: str | None,
     ) -> None:
         super().__init__(
-            data_dir, batch_size, pixel_range, num_workers, pin_memory, split_seed, download, device
+            data_dir=data_dir,
+            batch_size=batch_size,
+            pixel_range=pixel_range,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            split_seed=split_seed,
+            download=download,
+            device=device,
         )
         require(
             binarize in BINARIZE,

@@ -72,7 +72,7 @@ def kid(
     return float(mean), float(std)
 
 
-def precision_recall(real: torch.Tensor, fake: torch.Tensor, nearest_k: int = 5) -> dict[str, float]:
+def precision_recall(real: torch.Tensor, fake: torch.Tensor, nearest_k: int) -> dict[str, float]:
     """Precision, recall (Kynkaanniemi et al.), density and coverage (Naeem et al.) with k-NN balls."""
     from prdc import compute_prdc
 

@@ -134,7 +134,7 @@ def shared_inception() -> InceptionFeatures:
 
 
 def extract_features(
-    images: torch.Tensor, extractor: nn.Module, batch_size: int = 50, progress: str | None = None
+    images: torch.Tensor, extractor: nn.Module, batch_size: int, progress: str | None = None
 ) -> torch.Tensor:
     """Features of uint8 `images` in batches, with a progress bar when `progress` names the set."""
     from tqdm.auto import tqdm

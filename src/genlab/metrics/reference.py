@@ -41,8 +41,8 @@ def reference_features(
     n: int | None,
     extractor: nn.Module,
     cache_dir: Path | None,
-    seed: int = 0,
-    batch_size: int = 50,
+    seed: int,
+    batch_size: int,
 ) -> tuple[torch.Tensor, dict]:
     """Features [n, 2048] of a fixed subset of real `split` images, loaded from or written to `cache_dir`."""
     images = datamodule.split_images(split)

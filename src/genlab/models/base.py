@@ -14,6 +14,7 @@ from torch import nn
 
 from genlab.errors import ConfigError, require
 from genlab.instantiate import build
+from genlab.nets.recorded import complete_net_configs
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +156,9 @@ class GenerativeModel(L.LightningModule):
     @classmethod
     def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
         """The hyperparameters of a checkpoint written by an older genlab, in today's form (genlab.checkpoints
-        calls it before building the model from a checkpoint). Models whose config changed override it."""
-        return hparams
+        calls it before building the model from a checkpoint): net configs that left out a setting get the
+        value their net's code then had. Models whose own config changed extend it."""
+        return {**hparams, **complete_net_configs(hparams)}
 
     def prepare_sampling(self) -> None:
         """Get ready to draw (e.g. an EMA's BatchNorm statistics): sampling code calls it, in eval mode,
@@ -188,6 +190,10 @@ class GenerativeModel(L.LightningModule):
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         """Images in the model's pixel range from latent vectors `z`."""
         raise NotImplementedError
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """`generate(z)` (models with an encoder may map images instead)."""
+        return self.generate(z)
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -68,7 +68,7 @@ class VAE(GenerativeModel):
 
     @classmethod
     def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
-        return upgrade_vae_hparams(hparams)
+        return upgrade_vae_hparams(super().upgrade_hparams(hparams))
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of q(z|x)."""

@@ -25,11 +25,11 @@ class ConvEncoder(nn.Module):
         self,
         image_shape: Sequence[int],
         out_features: int,
-        channels: Sequence[int] = (16, 32, 64, 128),
-        kernel_size: int = 3,
-        pools: Sequence[int] = (2, 2, 2, 2),
-        activation: str = "relu",
-        negative_slope: float = 0.2,
+        channels: Sequence[int],
+        kernel_size: int,
+        pools: Sequence[int],
+        activation: str,
+        negative_slope: float,
     ) -> None:
         super().__init__()
         if len(pools) != len(channels):
@@ -74,12 +74,12 @@ class ConvDecoder(nn.Module):
         self,
         latent_dim: int,
         image_shape: Sequence[int],
-        base_channels: int = 256,
-        base_size: int = 8,
-        channels: Sequence[int] = (128, 64, 32, 16, 8),
-        activation: str = "leaky_relu",
-        negative_slope: float = 0.2,
-        interpolate_mode: str = "nearest",
+        base_channels: int,
+        base_size: int,
+        channels: Sequence[int],
+        activation: str,
+        negative_slope: float,
+        interpolate_mode: str,
     ) -> None:
         super().__init__()
         self.image_shape = tuple(image_shape)

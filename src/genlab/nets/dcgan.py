@@ -63,9 +63,9 @@ class DCGANGenerator(nn.Module):
         self,
         latent_dim: int,
         image_shape: Sequence[int],
-        width: int = 64,
-        max_width: int = 512,
-        upsample: str = "transposed",
+        width: int,
+        max_width: int,
+        upsample: str,
     ) -> None:
         super().__init__()
         require(upsample in UPSAMPLES, "model.generator.upsample", upsample, f"choose one of {UPSAMPLES}")
@@ -103,12 +103,12 @@ class DCGANDiscriminator(nn.Module):
     def __init__(
         self,
         image_shape: Sequence[int],
-        out_features: int = 1,
-        width: int = 64,
-        max_width: int = 512,
-        spectral_norm: bool = True,
-        batch_norm: bool = False,
-        conv3x3: bool = False,
+        out_features: int,
+        width: int,
+        max_width: int,
+        spectral_norm: bool,
+        batch_norm: bool,
+        conv3x3: bool,
     ) -> None:
         super().__init__()
         n, base = stages(image_shape[1])

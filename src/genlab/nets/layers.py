@@ -7,7 +7,7 @@ from torch import nn
 ACTIVATIONS = {"relu", "leaky_relu"}
 
 
-def make_activation(name: str, negative_slope: float = 0.2) -> nn.Module:
+def make_activation(name: str, negative_slope: float) -> nn.Module:
     """`relu` or `leaky_relu` (with `negative_slope`)."""
     if name == "relu":
         return nn.ReLU()

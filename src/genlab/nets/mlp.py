@@ -21,10 +21,10 @@ class MLPEncoder(nn.Module):
         self,
         image_shape: Sequence[int],
         out_features: int,
-        hidden_dims: Sequence[int] = (1024, 512, 256),
-        activation: str = "leaky_relu",
-        negative_slope: float = 0.2,
-        dropout: float = 0.3,
+        hidden_dims: Sequence[int],
+        activation: str,
+        negative_slope: float,
+        dropout: float,
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
@@ -56,9 +56,9 @@ class MLPDecoder(nn.Module):
         self,
         latent_dim: int,
         image_shape: Sequence[int],
-        hidden_dims: Sequence[int] = (256, 512, 1024),
-        activation: str = "leaky_relu",
-        negative_slope: float = 0.2,
+        hidden_dims: Sequence[int],
+        activation: str,
+        negative_slope: float,
     ) -> None:
         super().__init__()
         self.image_shape = tuple(image_shape)

@@ -71,9 +71,7 @@ class ResNetGenerator(nn.Module):
     Widths from the image side inwards: `width`, 2 x `width`, ... capped at `max_width`.
     """
 
-    def __init__(
-        self, latent_dim: int, image_shape: Sequence[int], width: int = 64, max_width: int = 256
-    ) -> None:
+    def __init__(self, latent_dim: int, image_shape: Sequence[int], width: int, max_width: int) -> None:
         super().__init__()
         n, base = stages(image_shape[1])
         chans = widths(n, width, max_width)[::-1]  # deepest first
@@ -100,10 +98,10 @@ class ResNetDiscriminator(nn.Module):
     def __init__(
         self,
         image_shape: Sequence[int],
-        out_features: int = 1,
-        width: int = 64,
-        max_width: int = 256,
-        spectral_norm: bool = True,
+        out_features: int,
+        width: int,
+        max_width: int,
+        spectral_norm: bool,
     ) -> None:
         super().__init__()
         n, _ = stages(image_shape[1])
