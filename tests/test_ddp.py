@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 PYTHONPATH = os.pathsep.join([str(HERE), str(ROOT / "src")])
 
 
-#: the GAN toolbox at once (issue 11): EMA generator, DiffAugment, lazy R1, on the MNIST DCGAN
+#: the GAN toolbox at once: EMA generator, DiffAugment, lazy R1, on the MNIST DCGAN
 #: BatchNorm buffers: running statistics, not trained weights
 BATCH_NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 GAN_TOOLBOX = (
