@@ -11,7 +11,7 @@ DATA_DIR ?= data
 IMAGENETTE_DIR ?= $(DATA_DIR)
 DEVICE ?= cpu
 
-.PHONY: help install test test-slow bench lint format tensorboard report results-tables clean
+.PHONY: help install test test-slow bench gpu-check lint format tensorboard report results-tables clean
 
 help:  ## show this help
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
@@ -29,6 +29,9 @@ test-slow:  ## run every test, the slow ones too
 
 bench:  ## genlab against a hand-written loop, knobs, scaling, data path, evaluation: tables + results JSON
 	$(PY) -m benchmarks.run --mnist-dir $(DATA_DIR) --imagenette-dir $(IMAGENETTE_DIR) --device $(DEVICE)
+
+gpu-check:  ## on one GPU, <8 min: bench, fp16 + DDP tests, data.device=auto, 2 epochs of best_mnist_*: one JSON
+	$(PY) -m benchmarks.gpu_check --data-dir $(DATA_DIR) --imagenette-dir $(IMAGENETTE_DIR)
 
 lint:  ## ruff check
 	$(PY) -m ruff check .

@@ -1,8 +1,10 @@
 """`make bench`: every benchmark of genlab, as markdown tables, and one results file.
 
     python -m benchmarks.run --mnist-dir DIR --imagenette-dir DIR [--device cpu|cuda] [--quick] [--only ...]
+        [--cases ...] [--out FILE]
 
-Writes benchmarks/results/<host>-<device>.json (with --quick: <host>-<device>-quick.json). The parts:
+Writes benchmarks/results/<host>-<device>.json (with --quick: <host>-<device>-quick.json), or --out.
+The parts:
 - training: genlab's train.py against a hand-written loop, per case, and the speed knobs
   (benchmarks/train_throughput.py);
 - scaling: step time against batch size and image size (benchmarks/scaling.py);
@@ -59,6 +61,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--quick", action="store_true", help="a tiny version, for a smoke test")
     parser.add_argument("--only", nargs="*", choices=list(PARTS), default=list(PARTS))
+    parser.add_argument(
+        "--cases", nargs="*", choices=list(train_throughput.CASES), help="the training cases (default: all)"
+    )
+    parser.add_argument("--out", type=Path, help="the results file (default: benchmarks/results/...)")
     args = parser.parse_args()
     for name in ("lightning.pytorch", "lightning.fabric"):  # the tables, not Lightning's start-up notes
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -69,15 +75,20 @@ def main() -> None:
     tables, seconds = [], {}
     for name in args.only:
         started = time.perf_counter()
+        cases = {"cases": args.cases} if name == "training" and args.cases else {}
         part = PARTS[name].measure(
-            mnist_dir=args.mnist_dir, imagenette_dir=args.imagenette_dir, device=args.device, quick=args.quick
+            mnist_dir=args.mnist_dir,
+            imagenette_dir=args.imagenette_dir,
+            device=args.device,
+            quick=args.quick,
+            **cases,
         )
         seconds[name] = round(time.perf_counter() - started, 1)
         results[name] = part
         tables.append(PARTS[name].table(part))
     results["wall_s"] = seconds
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{platform.node()}-{args.device}{'-quick' if args.quick else ''}.json"
+    out = args.out or RESULTS / f"{platform.node()}-{args.device}{'-quick' if args.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     m = results["machine"]
     print(f"\n## genlab benchmarks on {m['host']} ({args.device}, {m['torch_threads']} threads)\n")

@@ -17,9 +17,11 @@ from helpers import ROOT, data_overrides
 from genlab.launch.ddp import without_cpu_sync_batchnorm
 
 HERE = Path(__file__).resolve().parent
+# the probes, and this checkout's genlab (not whichever one is installed)
+PYTHONPATH = os.pathsep.join([str(HERE), str(ROOT / "src")])
 
 
-#: the GAN toolbox at once (issue 11): EMA generator, DiffAugment, lazy R1, on the MNIST DCGAN
+#: the GAN toolbox at once: EMA generator, DiffAugment, lazy R1, on the MNIST DCGAN
 #: BatchNorm buffers: running statistics, not trained weights
 BATCH_NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
 GAN_TOOLBOX = (
@@ -30,9 +32,9 @@ GAN_TOOLBOX = (
 )
 
 
-def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str) -> None:
-    """Run 2 DDP processes on `devices`: one set of files, equal metrics and weights on both ranks.
-    `model` "gan_toolbox" is the GAN with GAN_TOOLBOX."""
+def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str, trainer: str = "ddp") -> None:
+    """Run 2 DDP processes on `devices` with `trainer` (a conf/trainer/ choice): one set of files, equal
+    metrics and weights on both ranks. `model` "gan_toolbox" is the GAN with GAN_TOOLBOX."""
     model, extra = ("gan", GAN_TOOLBOX) if model == "gan_toolbox" else (model, ())
     run_dir, ranks = tmp_path / "run", tmp_path / "ranks"
     result = subprocess.run(
@@ -42,7 +44,7 @@ def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str) ->
             f"model={model}",
             *extra,
             *data_overrides("mnist", mnist_dir, mnist_dir, tmp_path / "cache"),
-            "trainer=ddp",
+            f"trainer={trainer}",
             *devices,
             "trainer.max_epochs=2",
             "+trainer.limit_train_batches=4",
@@ -52,7 +54,7 @@ def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str) ->
             f"hydra.run.dir={run_dir}",
         ],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"},
+        env={**os.environ, "PYTHONPATH": PYTHONPATH, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "1"},
         capture_output=True,
         text=True,
         timeout=300,
@@ -87,6 +89,14 @@ def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str) ->
 @pytest.mark.parametrize("model", ["vae", "gan", "gan_toolbox"])
 def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
     check_ddp_run(model, mnist_dir, tmp_path, "trainer.accelerator=cpu", "trainer.devices=2")
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_ddp_fp16_mixed_on_two_cpu_processes(model, mnist_dir, tmp_path):
+    # fp16 autocast and a GradScaler on each CPU rank (conf/trainer/fp16_cpu.yaml), as 16-mixed runs on GPUs
+    check_ddp_run(model, mnist_dir, tmp_path, "trainer.devices=2", trainer="[ddp,fp16_cpu]")
+    scaler = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)["MixedPrecision"]
+    assert scaler["scale"] > 0 and scaler["_growth_tracker"] > 0  # the scaler stepped
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="DDP with 16-mixed needs 2 GPUs")

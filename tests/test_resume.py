@@ -44,11 +44,12 @@ def train_minutes(run_dir: Path) -> float:
     return json.loads((run_dir / "finished.json").read_text())["time/train_minutes"]
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
-def test_resume_from_a_step_checkpoint_in_mid_epoch_is_exact(make_cfg, tmp_path, one_thread, model):
+def resume_in_mid_epoch(make_cfg, tmp_path: Path, model: str, *overrides: str) -> tuple[Path, Path, Path]:
+    """Train 2 epochs straight, and again resumed from a step checkpoint in the middle of the first; returns
+    the checkpoint resumed from and the two runs' last.ckpt (straight, resumed)."""
     steps_per_batch = 2 if model == "gan" else 1  # the GAN steps two optimisers per batch
     every = 5 * steps_per_batch  # a divisor of the run's length: its last.ckpt is the end
-    common = [f"model={model}", "seed=7", "logger=none", "trainer.max_epochs=2"]
+    common = [f"model={model}", "seed=7", "logger=none", "trainer.max_epochs=2", *overrides]
     step_checkpoints = [
         "callbacks.model_checkpoint.monitor=null",
         f"+callbacks.model_checkpoint.every_n_train_steps={every}",
@@ -62,7 +63,33 @@ def test_resume_from_a_step_checkpoint_in_mid_epoch_is_exact(make_cfg, tmp_path,
     checkpoint = mid_epoch[1]  # batch 10 of epoch 0: the resumed run crosses an epoch's end too
     run = tmp_path / "resumed"
     train(in_dir(make_cfg, run, *common, f"ckpt_path={checkpoint}"))
-    assert_same_run(tmp_path / "straight" / "checkpoints" / "last.ckpt", run / "checkpoints" / "last.ckpt")
+    return checkpoint, tmp_path / "straight" / "checkpoints" / "last.ckpt", run / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_resume_from_a_step_checkpoint_in_mid_epoch_is_exact(make_cfg, tmp_path, one_thread, model):
+    _, straight, resumed = resume_in_mid_epoch(make_cfg, tmp_path, model)
+    assert_same_run(straight, resumed)
+
+
+#: fp16 on the CPU with a GradScaler that grows every 3 clean steps, so that its scale and growth tracker
+#: change during the run (with torch's default of 2000 the scale would only ever drop)
+FP16_CPU = (
+    "trainer=fp16_cpu",
+    "+trainer.plugins.1.scaler={_target_:torch.amp.GradScaler,device:cpu,growth_interval:3}",
+)
+
+
+@pytest.mark.parametrize("model", ["vae", "gan"])
+def test_fp16_grad_scaler_state_survives_a_mid_epoch_resume(make_cfg, tmp_path, one_thread, model):
+    checkpoint, straight, resumed = resume_in_mid_epoch(make_cfg, tmp_path, model, *FP16_CPU)
+    assert_same_run(straight, resumed)
+    saved, end, resumed_end = (
+        torch.load(p, weights_only=True)["MixedPrecision"] for p in (checkpoint, straight, resumed)
+    )
+    assert end == resumed_end  # scale, growth tracker and the scaler's settings
+    assert end["growth_interval"] == 3 and saved["scale"] != 2.0**16  # the scale moved before the resume
+    assert (end["scale"], end["_growth_tracker"]) != (saved["scale"], saved["_growth_tracker"])
 
 
 def test_a_run_started_again_in_its_folder_resumes_the_interrupted_run(make_cfg, tmp_path, one_thread):
