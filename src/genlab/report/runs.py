@@ -108,7 +108,7 @@ def training_minutes(run_dir: Path) -> dict[str, float]:
 def latest_images(run_dir: Path) -> dict[str, Path]:
     """The last epoch's picture of each image tag; "samples" is evaluate.py's grid of the samples it measured
     (samples.png beside metrics.json) when there is one, as it shows what the metrics judged (for a VAE
-    with `prior=gmm`, samples from the mixture, where the training-time grid uses N(0, I))."""
+    with `prior=gaussian_mixture`, samples from the mixture, where the training-time grid uses N(0, I))."""
     images = {}
     for tag in IMAGE_TAGS:
         pictures = sorted((run_dir / "images" / tag).glob("*.png"))
