@@ -10,6 +10,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
 
+from genlab.compat import event_file_writer, metric_prefix
+
 
 class TensorBoardLogger(LightningTensorBoardLogger):
     """Lightning's TensorBoardLogger, with `log_metrics` writing ONE event per call (a Summary holding every
@@ -27,7 +29,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         if any(isinstance(value, Mapping) for value in metrics.values()):
             super().log_metrics(metrics, step)
             return
-        prefix = f"{self._prefix}{self.LOGGER_JOIN_CHAR}" if self._prefix else ""
+        prefix = metric_prefix(self)
         summary = Summary(
             value=[
                 Summary.Value(tag=prefix + name, simple_value=_as_float(name, value))
@@ -35,7 +37,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             ]
         )
         # SummaryWriter.add_scalar does the same per scalar through this (reopened-if-closed) file writer.
-        self.experiment._get_file_writer().add_summary(summary, step)
+        event_file_writer(self.experiment).add_summary(summary, step)
 
 
 def _as_float(name: str, value: Any) -> float:

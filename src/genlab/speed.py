@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from genlab.compat import skip_hook
 from genlab.errors import require
 
 #: keys of the model config that are settings of the run, not arguments of the model class
@@ -100,7 +101,7 @@ def skip_empty_hooks(objects: Iterable[L.Callback | L.LightningModule]) -> None:
         base = L.LightningModule if isinstance(obj, L.LightningModule) else L.Callback
         for hook in PER_BATCH_HOOKS:
             if getattr(type(obj), hook, None) is getattr(base, hook):
-                object.__setattr__(obj, hook, None)
+                skip_hook(obj, hook)
 
 
 def cheap_cuda_checks() -> None:

@@ -20,6 +20,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from genlab import run_dir
 from genlab.callbacks.interrupt import CheckpointOnInterrupt
 from genlab.callbacks.random_state import RandomState
 from genlab.callbacks.training_scalars import TrainingScalars
@@ -112,7 +113,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_ddp_launch(cfg.trainer, in_multirun())
     resume_interrupted(cfg)
     if rank_zero_only.rank == 0:  # DDP ranks > 0 share the run dir (see genlab.launch.ddp)
-        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+        OmegaConf.save(cfg, run_dir.config_file(output_dir), resolve=True)
     check_resume(cfg)
 
     # Plain values (no OmegaConf containers): the data module's settings go into every checkpoint.
@@ -123,7 +124,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_architecture(cfg.ckpt_path, model_config | {"image_shape": list(datamodule.image_shape)})
     model = build_model(cfg, datamodule)
     checkpoints = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None)
-    interrupt = CheckpointOnInterrupt(checkpoints or output_dir / "checkpoints")
+    interrupt = CheckpointOnInterrupt(checkpoints or run_dir.checkpoints_dir(output_dir))
     loggers = build_group(cfg.get("logger"))
     trainer = build_trainer(cfg, loggers, [interrupt])
 

@@ -11,8 +11,8 @@ from lightning.pytorch.callbacks import Callback
 
 from genlab.errors import require
 from genlab.models.base import GenerativeModel
+from genlab.modes import eval_mode
 from genlab.pictures.grids import fixed_latents
-from genlab.pictures.images import drawing
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class PictureCallback(Callback):
 
     def _draw(self, trainer: L.Trainer, model: GenerativeModel, epoch: int) -> None:
         if trainer.is_global_zero:
-            with drawing(model):
+            with eval_mode(model):
                 self.draw(trainer, model, epoch)
         self._undrawn_batches = False
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
@@ -23,14 +22,13 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from genlab.launch.failures import FAILURE_FILE
+from genlab.atomic import atomic_write
+from genlab.run_dir import failure_file, finished_file, last_checkpoint
 
 log = logging.getLogger(__name__)
 
-FINISHED_FILE = "finished.json"
 #: finished.json's record of a run's training time (validation included; over all its resumes)
 TRAIN_MINUTES = "time/train_minutes"
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 class JobState(Enum):
@@ -41,25 +39,21 @@ class JobState(Enum):
 
 def record_finished(output_dir: str | Path, metrics: Mapping[str, float]) -> Path:
     """Mark a run finished, with its final metrics (written atomically: a kill never leaves half a file)."""
-    path = Path(output_dir) / FINISHED_FILE
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(dict(metrics), indent=2))
-    os.replace(partial, path)
-    return path
+    text = json.dumps(dict(metrics), indent=2)
+    return atomic_write(finished_file(output_dir), lambda partial: partial.write_text(text))
 
 
 def job_state(run_dir: str | Path) -> JobState:
-    run_dir = Path(run_dir)
-    if (run_dir / FINISHED_FILE).is_file() or (run_dir / FAILURE_FILE).is_file():
+    if finished_file(run_dir).is_file() or failure_file(run_dir).is_file():
         return JobState.FINISHED
-    if (run_dir / LAST_CHECKPOINT).is_file():
+    if last_checkpoint(run_dir).is_file():
         return JobState.INTERRUPTED
     return JobState.NEW
 
 
 def interrupted_checkpoint(run_dir: str | Path) -> Path | None:
     """The last.ckpt of an interrupted run in `run_dir`, or None (a new or finished run)."""
-    return Path(run_dir) / LAST_CHECKPOINT if job_state(run_dir) is JobState.INTERRUPTED else None
+    return last_checkpoint(run_dir) if job_state(run_dir) is JobState.INTERRUPTED else None
 
 
 def job_dir(config_loader: Any, master_config: DictConfig, overrides: Sequence[str], job_num: int) -> Path:
@@ -94,7 +88,7 @@ class SkipFinishedJobs:
                 run, first = [], num + 1
                 continue
             if state is JobState.INTERRUPTED:
-                log.info("sweep job %d was interrupted: it resumes from %s", num, folder / LAST_CHECKPOINT)
+                log.info("sweep job %d was interrupted: it resumes from %s", num, last_checkpoint(folder))
             run.append(list(overrides))
         if run:
             results += self.launcher.launch(run, initial_job_idx=first)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from genlab.models.base import GenerativeModel
+from genlab.modes import eval_mode
 
 #: the pixels of the images that the batch sizes are set for (MNIST's 28 x 28): larger images pass
 #: proportionally fewer at a time, so the activations stay about as large. 500 64 px RGB images at once
@@ -33,8 +34,7 @@ def likelihood_scores(
     scale = max(1, images[0].numel() // BATCH_PIXELS)
     iwae_batch_size = max(1, batch_size // 50 // scale)
     batch_size = max(1, batch_size // scale)
-    model.eval()
-    with torch.random.fork_rng():
+    with eval_mode(model), torch.random.fork_rng():
         torch.manual_seed(seed)
         recon, mse, bound = [], [], []
         for batch in images.split(batch_size):

@@ -5,10 +5,10 @@ A Hydra plugin must live in the `hydra_plugins` package; what it does is in genl
 
 from __future__ import annotations
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from genlab.compat import BasicSweeper
 from genlab.launch.resumable_sweep import SkipFinishedJobs
 
 
