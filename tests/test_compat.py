@@ -5,6 +5,7 @@ they were run with)."""
 from __future__ import annotations
 
 import inspect
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -112,7 +113,7 @@ def test_the_grid_is_split_as_genlab_relies_on():
 
 def test_the_basic_sweeper_hands_its_launcher_each_batch(tmp_path, monkeypatch):
     """ResumableSweeper replaces `launcher` after BasicSweeper.setup; `sweep` must launch through it."""
-    assert issubclass(ResumableSweeper, compat.BasicSweeper)
+    assert issubclass(ResumableSweeper, compat.hydra_basic_sweeper.BasicSweeper)
     launched = []
 
     class FakeLauncher:
@@ -125,12 +126,24 @@ def test_the_basic_sweeper_hands_its_launcher_each_batch(tmp_path, monkeypatch):
         config_loader=SimpleNamespace(load_sweep_config=lambda master_config, sweep_overrides: None)
     )
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
-    sweeper = compat.BasicSweeper(max_batch_size=2, params={"a": "1,2"})
+    sweeper = compat.hydra_basic_sweeper.BasicSweeper(max_batch_size=2, params={"a": "1,2"})
     sweeper.setup(hydra_context=context, task_function=lambda cfg: None, config=config)
     assert isinstance(sweeper.launcher, FakeLauncher)
     sweeper.sweep(["b=x,y"])
     assert launched == [([["a=1", "b=x"], ["a=1", "b=y"]], 0), ([["a=2", "b=x"], ["a=2", "b=y"]], 2)]
     assert (tmp_path / "multirun.yaml").is_file()
+
+
+def test_the_resumable_sweeper_survives_hydras_plugin_scan():
+    """The scan executes Hydra's core plugins and then every module of hydra_plugins again, in place."""
+    import hydra._internal.core_plugins
+
+    import hydra_plugins
+
+    Plugins._scan_all_plugins([hydra._internal.core_plugins, hydra_plugins])
+    module = sys.modules["hydra_plugins.genlab_resumable_sweeper.resumable_sweeper"]
+    assert issubclass(module.ResumableSweeper, compat.hydra_basic_sweeper.BasicSweeper)
+    assert module.ResumableSweeper(max_batch_size=None).launcher is None  # BasicSweeper.__init__ ran
 
 
 # torch's SummaryWriter (TensorBoard event files)

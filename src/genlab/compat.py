@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper as _BasicSweeper
+from hydra._internal.core_plugins import basic_sweeper as hydra_basic_sweeper
 from hydra.core.override_parser.types import Override
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.writer import FileWriter
 
-#: Hydra's grid sweeper (`hydra._internal.core_plugins.basic_sweeper.BasicSweeper`, the `basic` sweeper),
-#: which Hydra does not export publicly; genlab's resumable sweeper subclasses it and relies on its
-#: `setup` setting `self.launcher` and its `sweep` handing that launcher each batch of jobs.
-BasicSweeper = _BasicSweeper
+# Hydra's grid sweeper lives in `hydra._internal.core_plugins.basic_sweeper` (`BasicSweeper`, the `basic`
+# sweeper), which Hydra does not export publicly. genlab's resumable sweeper subclasses it and relies on its
+# `setup` setting `self.launcher` and its `sweep` handing that launcher each batch of jobs.
+# Subclass `hydra_basic_sweeper.BasicSweeper`, looked up in the module when the plugin module runs, never a
+# copy of the class bound earlier: Hydra's plugin scan (hydra.core.plugins) executes every plugin module
+# again in place, its core plugins first, and BasicSweeper's `super(BasicSweeper, self)` then names the new
+# class, so a subclass of the class of an earlier import fails with "super(type, obj): obj must be an
+# instance or subtype of type".
 
 
 def split_sweep_arguments(overrides: list[Override], max_batch_size: int | None) -> list[list[list[str]]]:
@@ -27,7 +31,7 @@ def split_sweep_arguments(overrides: list[Override], max_batch_size: int | None)
     (`BasicSweeper.split_arguments`): the product of the sweeps, in command-line order, the last key
     varying fastest; a later override of a key replaces an earlier one; one batch when `max_batch_size`
     is None."""
-    return _BasicSweeper.split_arguments(overrides, max_batch_size)
+    return hydra_basic_sweeper.BasicSweeper.split_arguments(overrides, max_batch_size)
 
 
 def event_file_writer(writer: SummaryWriter) -> FileWriter:

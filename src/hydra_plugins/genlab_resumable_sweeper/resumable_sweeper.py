@@ -8,11 +8,11 @@ from __future__ import annotations
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from genlab.compat import BasicSweeper
+from genlab.compat import hydra_basic_sweeper
 from genlab.launch.resumable_sweep import SkipFinishedJobs
 
 
-class ResumableSweeper(BasicSweeper):
+class ResumableSweeper(hydra_basic_sweeper.BasicSweeper):
     """`python train.py -m ... hydra.sweep.dir=<an interrupted sweep>` goes on where the sweep stopped."""
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
