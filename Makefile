@@ -30,8 +30,9 @@ test-slow:  ## run every test, the slow ones too
 bench:  ## genlab against a hand-written loop, knobs, scaling, data path, evaluation: tables + results JSON
 	$(PY) -m benchmarks.run --mnist-dir $(DATA_DIR) --imagenette-dir $(IMAGENETTE_DIR) --device $(DEVICE)
 
-lint:  ## ruff check
+lint:  ## ruff check, then mypy (configured in pyproject.toml)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 format:  ## ruff format and fix
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .

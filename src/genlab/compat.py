@@ -87,3 +87,22 @@ def is_batch_norm(module: torch.nn.Module) -> bool:
     """Whether `module` is a BatchNorm layer of any dimension (torch's private base class `_BatchNorm`,
     SyncBatchNorm included)."""
     return isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+
+
+# Attributes that Lightning's connectors set on the Trainer without declaring them on the class, so a type
+# checker cannot see them; read here, once, with their types.
+
+
+def trainer_datamodule(trainer: L.Trainer) -> L.LightningDataModule | None:
+    """`trainer.datamodule`, the data module of the current fit (None without one)."""
+    return getattr(trainer, "datamodule", None)
+
+
+def trainer_callbacks(trainer: L.Trainer) -> list[L.Callback]:
+    """`trainer.callbacks`: the configured callbacks and those Lightning added."""
+    return list(getattr(trainer, "callbacks", []))
+
+
+def logging_interval(trainer: L.Trainer) -> int:
+    """`trainer.log_every_n_steps`: how many batches apart Lightning's loggers are written."""
+    return int(getattr(trainer, "log_every_n_steps", 1))

@@ -19,6 +19,7 @@ from genlab.cache import cache_dir
 from genlab.checkpoints import checkpoint_datamodule, load_model
 from genlab.errors import CheckpointError, exits_on_error, require
 from genlab.hparams import add_to_run
+from genlab.mappings import as_dict
 from genlab.metrics import classifier, distribution
 from genlab.metrics.inception import (
     FEATURE_NET,
@@ -85,7 +86,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = Path(cfg.ckpt_path).expanduser().resolve()
     model = load_model(ckpt_path)
     weights = sampling_weights(model, cfg.ema)
-    datamodule = checkpoint_datamodule(ckpt_path, model, OmegaConf.to_container(cfg.data))
+    datamodule = checkpoint_datamodule(ckpt_path, model, as_dict(cfg.data, resolve=False))
     datamodule.check_available()
     split = cfg.reference.split
     require(split in ("train", "val", "test"), "reference.split", split, "choose train, val or test")

@@ -11,12 +11,12 @@ from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from genlab.compat import event_file_writer
-from genlab.mappings import flatten
+from genlab.mappings import as_dict, flatten
 from genlab.run_dir import tensorboard_dir
 
 #: config sections that say where things go, not what the experiment is
@@ -27,7 +27,7 @@ PREFIX = "hparams/"
 
 def chosen_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's resolved config without its file locations and plumbing."""
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = as_dict(cfg)
     return {key: value for key, value in config.items() if key not in NOT_HYPERPARAMETERS}
 
 

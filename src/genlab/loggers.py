@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
@@ -27,7 +27,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float | Tensor], step: int | None = None) -> None:
         if any(isinstance(value, Mapping) for value in metrics.values()):
-            super().log_metrics(metrics, step)
+            # Lightning's annotation says floats; its code takes tensors and dicts of them (add_scalars)
+            super().log_metrics(cast(Mapping[str, float], metrics), step)
             return
         prefix = metric_prefix(self)
         summary = Summary(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from genlab.errors import require
+from genlab.compat import trainer_datamodule
+from genlab.data.base import ImageDataModule
+from genlab.errors import ConfigError, require
 from genlab.metrics import distribution
 from genlab.metrics.inception import extract_features, shared_inception
 from genlab.sampling import sample_uint8
@@ -42,7 +44,13 @@ class FIDCallback(L.Callback):
         self._real: torch.Tensor | None = None  # the validation images' Inception features, computed once
 
     def _real_features(self, trainer: L.Trainer) -> torch.Tensor:
-        real = trainer.datamodule.split_images("val")
+        datamodule = trainer_datamodule(trainer)
+        if not isinstance(datamodule, ImageDataModule):
+            raise ConfigError(
+                f"callbacks.fid needs a genlab data module to take real images from, not "
+                f"{type(datamodule).__name__}: train with data=mnist or data=imagenette"
+            )
+        real = datamodule.split_images("val")
         n = min(self.n_samples, len(real))
         require(
             self.kid_subset_size <= n,

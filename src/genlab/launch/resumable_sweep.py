@@ -20,6 +20,9 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
 from genlab.atomic import atomic_write
@@ -64,17 +67,20 @@ def job_dir(config_loader: Any, master_config: DictConfig, overrides: Sequence[s
     return Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
 
 
-class SkipFinishedJobs:
+class SkipFinishedJobs(Launcher):
     """Wraps a Hydra launcher: launches only the unfinished jobs of each batch, under their own job numbers
     (so in their own folders)."""
 
-    def __init__(self, launcher: Any, config_loader: Any, master_config: DictConfig) -> None:
+    def __init__(self, launcher: Launcher, config_loader: Any, master_config: DictConfig) -> None:
         self.launcher = launcher
         self.config_loader = config_loader
         self.master_config = master_config
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
-        results: list[Any] = []
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.launcher.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+        results: list[JobReturn] = []
         run: list[list[str]] = []  # consecutive jobs to launch together (the launcher numbers them in order)
         first = initial_job_idx
         for offset, overrides in enumerate(job_overrides):

@@ -6,6 +6,8 @@ them over test images, seeded, for evaluate.py.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 
 from genlab.models.base import GenerativeModel
@@ -15,6 +17,17 @@ from genlab.modes import eval_mode
 #: proportionally fewer at a time, so the activations stay about as large. 500 64 px RGB images at once
 #: through study A's conv VAE took 22 GB, and the kernel killed evaluate.py.
 BATCH_PIXELS = 28 * 28
+
+
+@runtime_checkable
+class Likelihood(Protocol):
+    """The bounds a model with `has_likelihood` offers, each per image [N] in nats."""
+
+    def reconstruction_error(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def elbo(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def iwae_bound(self, images: torch.Tensor, k: int) -> torch.Tensor: ...
 
 
 @torch.no_grad()
@@ -31,6 +44,10 @@ def likelihood_scores(
     The ELBO is over `images`; the IWAE (and the ELBO beside it) over `iwae_images`, a costlier bound.
     `batch_size` images of BATCH_PIXELS pixels pass at a time (the IWAE's k samples of one fiftieth of
     them); larger images in proportionally smaller batches."""
+    if not isinstance(model, Likelihood):
+        raise TypeError(
+            f"{type(model).__name__} has no likelihood bounds (reconstruction_error, elbo, iwae_bound)"
+        )
     scale = max(1, images[0].numel() // BATCH_PIXELS)
     iwae_batch_size = max(1, batch_size // 50 // scale)
     batch_size = max(1, batch_size // scale)

@@ -98,7 +98,7 @@ def columns(rows: Sequence[Row]) -> list[str]:
 
 def models_in_order(rows: Sequence[Row]) -> list[str]:
     """The models of a sweep, in the order of their first job (`model=vae,gan`: VAE, then GAN)."""
-    first = {}
+    first: dict[str, tuple[bool, int, str]] = {}
     for row in rows:
         for run in row.runs:
             key = job_order(run.path)

@@ -17,4 +17,5 @@ class ResumableSweeper(hydra_basic_sweeper.BasicSweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        assert self.launcher is not None, "BasicSweeper.setup sets the launcher"
         self.launcher = SkipFinishedJobs(self.launcher, hydra_context.config_loader, config)
