@@ -211,6 +211,39 @@ def test_the_attached_trainer(tmp_path):
     assert found == [True]
 
 
+def test_the_undeclared_trainer_attributes(tmp_path):
+    seen = []
+
+    class Reads(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen.append(
+                (
+                    compat.trainer_datamodule(trainer) is trainer.datamodule,
+                    compat.trainer_callbacks(trainer) == trainer.callbacks,
+                    compat.logging_interval(trainer),
+                )
+            )
+
+    datamodule = L.LightningDataModule.from_datasets(
+        train_dataset=torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=2
+    )
+    reads = Reads()
+    trainer = L.Trainer(
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+        max_steps=1,
+        logger=False,
+        callbacks=[reads],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        log_every_n_steps=3,
+    )
+    trainer.fit(TwoOptimizers(), datamodule=datamodule)
+    assert seen == [(True, True, 3)]
+    assert compat.trainer_datamodule(trainer) is datamodule and reads in compat.trainer_callbacks(trainer)
+
+
 def test_model_checkpoint_internals_keep_their_signatures():
     expected = {
         "_should_skip_saving_checkpoint": ["self", "trainer"],
