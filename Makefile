@@ -33,8 +33,9 @@ bench:  ## genlab against a hand-written loop, knobs, scaling, data path, evalua
 gpu-check:  ## on one GPU, <8 min: bench, fp16 + DDP tests, data.device=auto, 2 epochs of best_mnist_*: one JSON
 	$(PY) -m benchmarks.gpu_check --data-dir $(DATA_DIR) --imagenette-dir $(IMAGENETTE_DIR)
 
-lint:  ## ruff check
+lint:  ## ruff check, then mypy (configured in pyproject.toml)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 format:  ## ruff format and fix
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .

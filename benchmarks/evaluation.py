@@ -35,6 +35,7 @@ from genlab.cache import cache_dir as default_cache_dir
 from genlab.data.config import data_settings
 from genlab.instantiate import build
 from genlab.metrics.inception import InceptionFeatures, extract_features, retain_freed_memory
+from genlab.run_dir import last_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH_SIZES = (50, 200)
@@ -140,7 +141,7 @@ def measure_evaluate(mnist_dir: str, cache: Path | None, n_samples: int, quick: 
             ],
             env,
         )
-        ckpt = run_dir / "checkpoints" / "last.ckpt"
+        ckpt = last_checkpoint(run_dir)
         if not ckpt.is_file():
             raise RuntimeError(f"train.py wrote no {ckpt}")
         metrics_path = Path(tmp) / "metrics.json"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
+
+from genlab.compat import split_sweep_arguments
 
 
 def sweep_jobs(cfg: DictConfig, arguments: Sequence[str] = ()) -> list[list[str]]:
@@ -14,4 +15,4 @@ def sweep_jobs(cfg: DictConfig, arguments: Sequence[str] = ()) -> list[list[str]
     `arguments` (which replace a param of the same key, so the command line narrows or widens the grid)."""
     params = [f"{key}={value}" for key, value in (cfg.hydra.sweeper.params or {}).items()]
     overrides = OverridesParser.create().parse_overrides([*params, *arguments])
-    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+    return [job for batch in split_sweep_arguments(overrides, None) for job in batch]

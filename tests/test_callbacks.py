@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from genlab.callbacks import SampleGrid
 from genlab.errors import ConfigError
+from genlab.modes import eval_mode
 from genlab.pictures.curves import group_panels, moving_average
 from genlab.pictures.grids import (
     fixed_latents,
@@ -23,7 +24,6 @@ from genlab.pictures.grids import (
     real_interpolation_images,
     reconstruction_images,
 )
-from genlab.pictures.images import drawing
 from genlab.train import train
 
 # Short epochs on the fake MNIST (250 train images, batch 16): seconds on a CPU.
@@ -164,7 +164,7 @@ def test_latents_are_fixed_and_leave_the_global_rng_alone(vae):
 @pytest.mark.parametrize("mode", ["linear", "slerp"])
 def test_interpolation_ends_are_the_end_points(vae, mode):
     z0, z1 = fixed_latents(vae, 6, seed=0).chunk(2)
-    with drawing(vae):
+    with eval_mode(vae):
         rows = interpolation_images(vae, z0, z1, steps=5, mode=mode).unflatten(0, (3, 5))
         assert torch.allclose(rows[:, 0], vae.decode(z0), atol=1e-6)
         assert torch.allclose(rows[:, -1], vae.decode(z1), atol=1e-6)
@@ -193,7 +193,7 @@ def test_bad_interpolation_settings_name_the_value():
 
 def test_real_interpolation_shows_the_real_images_at_the_ends(vae):
     real = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    with drawing(vae):
+    with eval_mode(vae):
         rows = real_interpolation_images(vae, real[:2], real[2:], steps=6).unflatten(0, (2, 8))
     assert torch.equal(rows[:, 0], real[:2])
     assert torch.equal(rows[:, -1], real[2:])
@@ -201,20 +201,12 @@ def test_real_interpolation_shows_the_real_images_at_the_ends(vae):
 
 def test_reconstructions_put_each_input_row_above_its_reconstructions(vae):
     real = torch.rand(10, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    with drawing(vae):
+    with eval_mode(vae):
         images = reconstruction_images(vae, real, nrow=4)  # 10 -> 8 images: 2 pairs of rows
         expected = vae.reconstruct(real[4:8])
     assert images.shape == (16, 1, 28, 28)
     assert torch.equal(images[8:12], real[4:8])
     assert torch.allclose(images[12:16], expected)
-
-
-def test_drawing_restores_each_modules_mode(vae):
-    vae.train()
-    vae.encoder.eval()  # e.g. a frozen part
-    with drawing(vae):
-        assert not vae.training and not torch.is_grad_enabled()
-    assert vae.training and vae.decoder.training and not vae.encoder.training
 
 
 def test_loss_curve_panels_and_moving_average():

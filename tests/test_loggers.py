@@ -8,6 +8,7 @@ from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardL
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import tensor
 
+from genlab.compat import event_file_writer
 from genlab.loggers import TensorBoardLogger
 
 
@@ -36,7 +37,7 @@ def test_tensorboard_reads_what_lightnings_logger_writes(tmp_path):
 
 def test_one_event_per_step(tmp_path):
     logger = TensorBoardLogger(tmp_path)
-    writer = logger.experiment._get_file_writer()
+    writer = event_file_writer(logger.experiment)
     written = []
     add_summary = writer.add_summary
 

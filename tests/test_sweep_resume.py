@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from helpers import ROOT, data_overrides
 
-from genlab.launch.resumable_sweep import FINISHED_FILE
 from genlab.report.runs import read_sweep
+from genlab.run_dir import finished_file
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,7 +41,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(mnist_dir, tmp_path):
     killed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == 143, killed.stderr[-3000:]
     assert f"hydra.sweep.dir={sweep_dir}" in killed.stderr  # the command that resumes the sweep
-    assert [(sweep_dir / job / FINISHED_FILE).is_file() for job in "012"] == [True, True, False]
+    assert [finished_file(sweep_dir / job).is_file() for job in "012"] == [True, True, False]
     assert torch.load(sweep_dir / "2" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
     assert not (sweep_dir / "3").exists()
     finished = {p: p.stat().st_mtime_ns for job in "01" for p in (sweep_dir / job).rglob("*")}

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from genlab.atomic import atomic_write
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -25,14 +27,6 @@ def cache_dir(data_dir: str | Path, cache_dir: str | Path | None = None) -> Path
     if os.access(default, os.W_OK) or (not default.exists() and os.access(data_dir, os.W_OK)):
         return default
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genlab"
-
-
-def save_atomic(obj: object, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves a truncated file behind."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(obj, partial)
-    partial.replace(path)
 
 
 def load_or_build(path: Path | None, key: dict[str, Any], build: Callable[[], T]) -> T:
@@ -54,7 +48,7 @@ def load_or_build(path: Path | None, key: dict[str, Any], build: Callable[[], T]
     started = time.perf_counter()
     value = build()
     if path is not None:
-        save_atomic({"key": key, "value": value}, path)
+        atomic_write(path, lambda partial: torch.save({"key": key, "value": value}, partial))
         # benchmarks/evaluation.py reads this line to tell a first (cold) evaluation from a warm one
         log.info("built %s in %.1f s", path, time.perf_counter() - started)
     return value

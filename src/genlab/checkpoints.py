@@ -3,7 +3,6 @@ the data that model was trained on."""
 
 from __future__ import annotations
 
-import os
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,15 +11,16 @@ from typing import Any
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import get_class
-from lightning.pytorch import LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from genlab.atomic import atomic_write
 from genlab.data.base import ImageDataModule
 from genlab.data.config import data_settings
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.instantiate import build
+from genlab.mappings import flatten
 from genlab.models.base import GenerativeModel
+from genlab.run_dir import CHECKPOINTS, LAST_CHECKPOINT
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -28,7 +28,7 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(
-            f"ckpt_path={str(path)!r}: no such file (runs keep theirs in <run dir>/checkpoints/)"
+            f"ckpt_path={str(path)!r}: no such file (runs keep theirs in <run dir>/{CHECKPOINTS}/)"
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
@@ -47,8 +47,8 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(record, dict) or not isinstance(record.get("_target_"), str):
         raise CheckpointError(
             f"ckpt_path={str(path)!r} is not a genlab VAE or GAN checkpoint, nor one of any other genlab "
-            "model (no 'genlab' record naming the model class); use a checkpoints/last.ckpt written by "
-            "`python train.py`"
+            "model (no 'genlab' record naming the model class); use a "
+            f"{CHECKPOINTS}/{LAST_CHECKPOINT} written by `python train.py`"
         )
     try:
         model_class = get_class(record["_target_"])
@@ -133,43 +133,11 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     renamed over the target: a kill while saving (a preempted job) never leaves a truncated last.ckpt, only
     the previous complete one. (Lightning's own save writes the target file in place.)"""
 
-    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            super().save_checkpoint(checkpoint, partial, storage_options)
-            os.replace(partial, path)
-        finally:
-            partial.unlink(missing_ok=True)
-
-
-class LastCheckpoint(ModelCheckpoint):
-    """`<dirpath>/last.ckpt`: the newest state of the run, what a resume starts from.
-
-    Rewritten after each epoch (after its validation), every `every_n_train_steps` steps when that is set,
-    and when training ends. Why not `ModelCheckpoint(save_last=True)`: since Lightning 2.6 it rewrites
-    last.ckpt only at a step where a top-k checkpoint is saved too, so with a monitor (the VAE's val/loss)
-    last.ckpt stayed at the best epoch, and a resume went back in time. Its triggers are exclusive as
-    well: with `every_n_train_steps`, no save at the end of training.
-    """
-
-    def __init__(self, dirpath: str | Path, every_n_train_steps: int | None = None) -> None:
-        super().__init__(
-            dirpath=dirpath,
-            filename=self.CHECKPOINT_NAME_LAST,
-            monitor=None,
-            save_top_k=1,
-            save_last=False,
-            enable_version_counter=False,
-            every_n_train_steps=every_n_train_steps,
-        )
-
-    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        super().on_train_end(trainer, pl_module)
-        # the final state, unless a trigger saved this very step (or this is a fast_dev_run)
-        if not self._should_skip_saving_checkpoint(trainer):
-            self._save_none_monitor_checkpoint(trainer, self._monitor_candidates(trainer))
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        save = super().save_checkpoint
+        atomic_write(path, lambda partial: save(checkpoint, partial, storage_options))
 
 
 def architecture(model_config: Mapping[str, Any], prefix: str = "model.") -> dict[str, Any]:
@@ -183,19 +151,11 @@ def architecture(model_config: Mapping[str, Any], prefix: str = "model.") -> dic
         if key in ("latent_dim", "image_shape"):
             found[f"{prefix}{key}"] = list(value) if isinstance(value, list | tuple) else value
         elif isinstance(value, Mapping) and "_target_" in value and not value.get("_partial_"):
-            found |= flatten_config(value, f"{prefix}{key}.")
+            found |= {
+                name: list(leaf) if isinstance(leaf, list | tuple) else leaf
+                for name, leaf in flatten(value, f"{prefix}{key}.").items()
+            }
     return found
-
-
-def flatten_config(config: Mapping[str, Any], prefix: str) -> dict[str, Any]:
-    """{'a': {'b': 1}} -> {'<prefix>a.b': 1} (lists kept whole)."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        if isinstance(value, Mapping):
-            flat |= flatten_config(value, f"{prefix}{key}.")
-        else:
-            flat[f"{prefix}{key}"] = list(value) if isinstance(value, list | tuple) else value
-    return flat
 
 
 def as_override(key: str, value: Any) -> str:

@@ -9,15 +9,17 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from genlab import run_dir
 from genlab.cache import cache_dir
 from genlab.checkpoints import checkpoint_datamodule, load_model
 from genlab.errors import CheckpointError, exits_on_error, require
 from genlab.hparams import add_to_run
+from genlab.mappings import as_dict
 from genlab.metrics import classifier, distribution
 from genlab.metrics.inception import (
     FEATURE_NET,
@@ -25,46 +27,19 @@ from genlab.metrics.inception import (
     PREPROCESSING,
     extract_features,
     shared_inception,
-    to_uint8,
 )
 from genlab.metrics.likelihood import likelihood_scores
 from genlab.metrics.reference import reference_features, subset_indices
 from genlab.models.base import class_path
 from genlab.models.priors import fit_prior
 from genlab.pictures.images import image_grid, save_grid
+from genlab.sampling import sample_uint8
 
 log = logging.getLogger(__name__)
 
 
 #: samples shown in the grid evaluate.py saves beside metrics.json
 GRID_IMAGES = 64
-
-
-def samples_grid_path(metrics_path: Path) -> Path:
-    """Where evaluate.py saves its samples' grid: metrics.json -> samples.png, x.json -> x_samples.png."""
-    if metrics_path.name == "metrics.json":
-        return metrics_path.with_name("samples.png")
-    return metrics_path.with_name(f"{metrics_path.stem}_samples.png")
-
-
-def run_dir(ckpt_path: Path) -> Path:
-    """<run>/checkpoints/last.ckpt -> <run>; a checkpoint elsewhere -> its folder."""
-    return ckpt_path.parent.parent if ckpt_path.parent.name == "checkpoints" else ckpt_path.parent
-
-
-def generate_uint8(model, n: int, seed: int, batch_size: int) -> torch.Tensor:
-    """`n` samples from the model as uint8 images (the same quantisation as real images), seeded."""
-    from tqdm.auto import tqdm
-
-    model.prepare_sampling()
-    # All latents in one draw, then decoded in batches: the samples do not depend on `batch_size`.
-    latents = model.sample_latent(n, torch.Generator().manual_seed(seed))
-    with torch.no_grad():
-        images = [
-            to_uint8(model.to_unit(model.generate(z))).cpu()
-            for z in tqdm(latents.split(batch_size), desc="sampling")
-        ]
-    return torch.cat(images)
 
 
 def sampling_weights(model, ema: bool) -> str:
@@ -106,13 +81,15 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Measure one checkpoint; returns what metrics.json holds."""
     started = time.time()
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
-        raise CheckpointError("ckpt_path is missing: add ckpt_path=<run dir>/checkpoints/last.ckpt")
+        raise CheckpointError(
+            f"ckpt_path is missing: add ckpt_path=<run dir>/{run_dir.CHECKPOINTS}/{run_dir.LAST_CHECKPOINT}"
+        )
     ckpt_path = Path(cfg.ckpt_path).expanduser().resolve()
     model = load_model(ckpt_path)
     weights = sampling_weights(model, cfg.ema)
-    datamodule = checkpoint_datamodule(ckpt_path, model, OmegaConf.to_container(cfg.data))
+    datamodule = checkpoint_datamodule(ckpt_path, model, as_dict(cfg.data, resolve=False))
     datamodule.check_available()
-    prior = getattr(model, "prior", None)
+    prior: Any = getattr(model, "prior", None)
     if getattr(prior, "fittable", False) and not bool(prior.fitted):
         log.info("fitting the checkpoint's %s prior to its training images", type(prior).__name__)
         fit_prior(prior, model, datamodule)
@@ -130,7 +107,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     floor_real, _ = reference_features(
         datamodule, floor_split, n_reference, extractor, cache, cfg.reference.seed + 1, cfg.batch_size
     )
-    samples = generate_uint8(model, cfg.n_samples, cfg.seed, cfg.batch_size)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    samples = sample_uint8(model, cfg.n_samples, generator, cfg.batch_size, progress="sampling")
     started_features = time.perf_counter()
     fake = extract_features(samples, extractor, cfg.batch_size, progress="generated features")
     seconds = time.perf_counter() - started_features
@@ -188,7 +166,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "nearest_k": cfg.nearest_k,
             **(
                 {
-                    "likelihood": model.likelihood.description,
+                    "likelihood": cast(Any, model).likelihood.description,
                     "iwae_k": cfg.vae.iwae_k,
                     "iwae_n_images": min(cfg.vae.iwae_n_images, len(test)),
                     "test_images": len(test),
@@ -199,15 +177,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "seconds": round(time.time() - started, 1),
         },
     }
-    out = Path(cfg.out).expanduser() if cfg.out else run_dir(ckpt_path) / "metrics.json"
+    run = run_dir.of_checkpoint(ckpt_path)
+    out = Path(cfg.out).expanduser() if cfg.out else run_dir.metrics_file(run)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     # the pictures of exactly what was measured: the first 64 of these samples
-    grid = save_grid(image_grid(samples[:GRID_IMAGES].float() / 255.0, nrow=8), samples_grid_path(out))
+    grid = save_grid(image_grid(samples[:GRID_IMAGES].float() / 255.0, nrow=8), run_dir.samples_grid(out))
     print(table(result))
     print(f"wrote {out} and {grid}")
-    if add_to_run(run_dir(ckpt_path), metrics):
-        print(f"added to the HParams tab of {run_dir(ckpt_path) / 'tensorboard'}")
+    if add_to_run(run, metrics):
+        print(f"added to the HParams tab of {run_dir.tensorboard_dir(run)}")
     return result
 
 

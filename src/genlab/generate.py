@@ -9,8 +9,10 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from genlab import run_dir
 from genlab.checkpoints import checkpoint_datamodule, load_model
 from genlab.errors import ConfigError, exits_on_error, require
+from genlab.modes import sampling_mode
 from genlab.pictures.grids import (
     fixed_latents,
     interpolation_images,
@@ -18,7 +20,7 @@ from genlab.pictures.grids import (
     reconstruction_images,
     sample_images,
 )
-from genlab.pictures.images import drawing, image_grid, save_grid
+from genlab.pictures.images import image_grid, save_grid
 
 log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
@@ -42,7 +44,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         bool(cfg.ckpt_path),
         "ckpt_path",
         cfg.ckpt_path,
-        "give the checkpoint: ckpt_path=<run dir>/checkpoints/last.ckpt",
+        f"give the checkpoint: ckpt_path=<run dir>/{run_dir.CHECKPOINTS}/{run_dir.LAST_CHECKPOINT}",
     )
     require(int(cfg.n) >= 1, "n", cfg.n, "must be >= 1 (64 gives an 8x8 grid)")
     require(int(cfg.pairs) >= 1, "pairs", cfg.pairs, "must be >= 1")
@@ -58,7 +60,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     def write(name: str, images: torch.Tensor, nrow: int) -> None:
         written[name] = save_grid(image_grid(images, nrow), out / f"{name}.png")
 
-    with drawing(model):
+    with sampling_mode(model):
         write(
             "samples",
             sample_images(model, fixed_latents(model, cfg.n, cfg.seed)),

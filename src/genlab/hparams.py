@@ -11,32 +11,32 @@ from typing import Any
 
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+from genlab.compat import event_file_writer
+from genlab.mappings import as_dict, flatten
+from genlab.run_dir import tensorboard_dir
 
 #: config sections that say where things go, not what the experiment is
 NOT_HYPERPARAMETERS = ("paths", "callbacks", "logger", "hydra", "ckpt_path")
 #: the final metrics shown beside the hyperparameters are logged under this prefix, apart from the curves
 PREFIX = "hparams/"
-TENSORBOARD_DIR = "tensorboard"
 
 
 def chosen_hparams(cfg: DictConfig) -> dict[str, Any]:
     """The run's resolved config without its file locations and plumbing."""
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = as_dict(cfg)
     return {key: value for key, value in config.items() if key not in NOT_HYPERPARAMETERS}
 
 
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, bool | int | float | str]:
+def tensorboard_hparams(params: Mapping[str, Any]) -> dict[str, bool | int | float | str]:
     """Nested settings -> {'model/optimizer/lr': 0.0002, ...}, values TensorBoard can show (lists as text)."""
-    flat: dict[str, bool | int | float | str] = {}
-    for key, value in params.items():
-        if isinstance(value, Mapping):
-            flat |= flatten(value, f"{prefix}{key}/")
-        else:
-            flat[f"{prefix}{key}"] = value if isinstance(value, bool | int | float | str) else str(value)
-    return flat
+    return {
+        key: value if isinstance(value, bool | int | float | str) else str(value)
+        for key, value in flatten(params, sep="/").items()
+    }
 
 
 def final_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
@@ -62,8 +62,8 @@ def log_hparams(loggers: Iterable[Any], params: Mapping[str, Any], metrics: Mapp
         if isinstance(logger, TensorBoardLogger) and values:
             logger.log_hyperparams(dict(params))  # hparams.yaml beside the events
             logger.log_metrics(values, step=0)
-            _, session_start, session_end = hparams_summary(flatten(params), values)
-            writer = logger.experiment._get_file_writer()
+            _, session_start, session_end = hparams_summary(tensorboard_hparams(params), values)
+            writer = event_file_writer(logger.experiment)
             writer.add_summary(session_start)
             writer.add_summary(session_end)
             logger.save()
@@ -72,7 +72,7 @@ def log_hparams(loggers: Iterable[Any], params: Mapping[str, Any], metrics: Mapp
 def add_to_run(run_dir: Path, metrics: Mapping[str, Any]) -> bool:
     """Add `metrics` (evaluate.py's) to a run's HParams row, beside those train.py logged; False when the run
     has no TensorBoard log."""
-    log_dir = Path(run_dir) / TENSORBOARD_DIR
+    log_dir = tensorboard_dir(run_dir)
     if not any(log_dir.glob("events.out.tfevents.*")):
         return False
     with SummaryWriter(str(log_dir)) as writer:

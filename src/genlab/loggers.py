@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch import Tensor
+
+from genlab.compat import event_file_writer, metric_prefix
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
@@ -25,9 +27,10 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     @rank_zero_only
     def log_metrics(self, metrics: Mapping[str, float | Tensor], step: int | None = None) -> None:
         if any(isinstance(value, Mapping) for value in metrics.values()):
-            super().log_metrics(metrics, step)
+            # Lightning's annotation says floats; its code takes tensors and dicts of them (add_scalars)
+            super().log_metrics(cast(Mapping[str, float], metrics), step)
             return
-        prefix = f"{self._prefix}{self.LOGGER_JOIN_CHAR}" if self._prefix else ""
+        prefix = metric_prefix(self)
         summary = Summary(
             value=[
                 Summary.Value(tag=prefix + name, simple_value=_as_float(name, value))
@@ -35,7 +38,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             ]
         )
         # SummaryWriter.add_scalar does the same per scalar through this (reopened-if-closed) file writer.
-        self.experiment._get_file_writer().add_summary(summary, step)
+        event_file_writer(self.experiment).add_summary(summary, step)
 
 
 def _as_float(name: str, value: Any) -> float:

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from torch import nn
 
+from genlab.compat import skip_hook
 from genlab.errors import require
+from genlab.mappings import as_dict
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 #: keys of the model config that are settings of the run, not arguments of the model class
 MODEL_SPEED_KEYS = ("compile", "channels_last")
 MATMUL_PRECISIONS = ("highest", "high", "medium")
@@ -34,7 +37,7 @@ def split_speed_settings(model_config: DictConfig | dict[str, Any]) -> tuple[dic
     """The model config, resolved, without its speed settings (what builds the model and what checkpoints
     record), and those settings."""
     if isinstance(model_config, DictConfig):
-        model_config = OmegaConf.to_container(model_config, resolve=True)
+        model_config = as_dict(model_config)
     settings = {key: bool(model_config.get(key) or False) for key in MODEL_SPEED_KEYS}
     return {k: v for k, v in model_config.items() if k not in MODEL_SPEED_KEYS}, settings
 
@@ -48,7 +51,7 @@ def _channels_last_inputs(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any
     )
 
 
-def speed_up(model: nn.Module, compile: bool = False, channels_last: bool = False) -> nn.Module:
+def speed_up(model: ModuleT, compile: bool = False, channels_last: bool = False) -> ModuleT:
     """Apply the speed settings to `model`'s nets (its child modules), in place.
 
     - `channels_last`: 4-d weights and image inputs in NHWC memory order, which cuDNN's and oneDNN's
@@ -71,7 +74,7 @@ def set_matmul_precision(trainer_config: DictConfig) -> dict[str, Any]:
     """Apply `trainer.float32_matmul_precision` (torch.set_float32_matmul_precision: "highest" is full fp32;
     "high" lets GPUs use TF32 tensor cores for fp32 matmuls and convolutions) and return the trainer config
     without it (resolved), for Lightning's Trainer."""
-    config = OmegaConf.to_container(trainer_config, resolve=True)
+    config = as_dict(trainer_config)
     precision = config.pop("float32_matmul_precision", None)
     if precision is None:
         return config
@@ -100,7 +103,7 @@ def skip_empty_hooks(objects: Iterable[L.Callback | L.LightningModule]) -> None:
         base = L.LightningModule if isinstance(obj, L.LightningModule) else L.Callback
         for hook in PER_BATCH_HOOKS:
             if getattr(type(obj), hook, None) is getattr(base, hook):
-                object.__setattr__(obj, hook, None)
+                skip_hook(obj, hook)
 
 
 def cheap_cuda_checks() -> None:

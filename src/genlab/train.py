@@ -9,6 +9,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
@@ -20,10 +21,13 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from genlab import run_dir
 from genlab.callbacks.interrupt import CheckpointOnInterrupt
 from genlab.callbacks.random_state import RandomState
 from genlab.callbacks.training_scalars import TrainingScalars
 from genlab.checkpoints import check_architecture, checkpoint_model_class
+from genlab.compat import trainer_callbacks
+from genlab.data.base import ImageDataModule
 from genlab.errors import CheckpointError, ConfigError, Interrupted, exits_on_error
 from genlab.hparams import chosen_hparams, log_hparams
 from genlab.instantiate import build, build_group
@@ -72,7 +76,7 @@ def resume_interrupted(cfg: DictConfig) -> None:
             cfg.ckpt_path = str(checkpoint)
 
 
-def build_model(cfg: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
+def build_model(cfg: DictConfig, datamodule: ImageDataModule) -> L.LightningModule:
     """The model, its nets built from their configs for the data's image shape, with its speed settings
     (`model.compile`, `model.channels_last`) applied."""
     model_config, settings = split_speed_settings(cfg.model)
@@ -100,8 +104,14 @@ def build_trainer(
         interval = int(trainer_config.get("log_every_n_steps", 50))
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, interval)))
     trainer = build(trainer_config, callbacks=callbacks, logger=loggers or False)
-    skip_empty_hooks(trainer.callbacks)  # with the ones Lightning added
+    skip_empty_hooks(trainer_callbacks(trainer))  # with the ones Lightning added
     return trainer
+
+
+@rank_zero_only  # DDP ranks > 0 share the run dir (see genlab.launch.ddp)
+def save_config(cfg: DictConfig, output_dir: Path) -> None:
+    """The run's resolved config, beside its outputs."""
+    OmegaConf.save(cfg, run_dir.config_file(output_dir), resolve=True)
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
@@ -111,8 +121,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     output_dir.mkdir(parents=True, exist_ok=True)
     check_ddp_launch(cfg.trainer, in_multirun())
     resume_interrupted(cfg)
-    if rank_zero_only.rank == 0:  # DDP ranks > 0 share the run dir (see genlab.launch.ddp)
-        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    save_config(cfg, output_dir)
     check_resume(cfg)
 
     # Plain values (no OmegaConf containers): the data module's settings go into every checkpoint.
@@ -123,7 +132,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         check_architecture(cfg.ckpt_path, model_config | {"image_shape": list(datamodule.image_shape)})
     model = build_model(cfg, datamodule)
     checkpoints = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None)
-    interrupt = CheckpointOnInterrupt(checkpoints or output_dir / "checkpoints")
+    interrupt = CheckpointOnInterrupt(checkpoints or run_dir.checkpoints_dir(output_dir))
     loggers = build_group(cfg.get("logger"))
     trainer = build_trainer(cfg, loggers, [interrupt])
 
@@ -135,15 +144,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
     metrics[TRAIN_MINUTES] = round(training_seconds(trainer) / 60, 4)
     # TensorBoard's HParams tab: this run's hyperparameters beside its final metrics.
     log_hparams(loggers, chosen_hparams(cfg), metrics)
-    if rank_zero_only.rank == 0:
-        record_finished(output_dir, metrics)  # a re-run of the sweep leaves this job alone
+    rank_zero_only(record_finished)(output_dir, metrics)  # a re-run of the sweep leaves this job alone
     log.info("finished %s: %s", output_dir, {k: round(v, 4) for k, v in sorted(metrics.items())})
     return metrics
 
 
 def training_seconds(trainer: L.Trainer) -> float:
     """Seconds spent in fit's training stage by this run, with those before a resume."""
-    timer = next(callback for callback in trainer.callbacks if isinstance(callback, Timer))
+    timer = next(callback for callback in trainer_callbacks(trainer) if isinstance(callback, Timer))
     return timer.time_elapsed("train")
 
 
@@ -193,7 +201,9 @@ def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float:
         return value
     direction = "minimize"
     if HydraConfig.initialized():
-        direction = str(OmegaConf.select(HydraConfig.get(), "sweeper.direction", default="minimize"))
+        # HydraConfig.get() is typed as Hydra's dataclass, but is the DictConfig of it
+        hydra_config = cast(DictConfig, HydraConfig.get())
+        direction = str(OmegaConf.select(hydra_config, "sweeper.direction", default="minimize"))
     return math.inf if direction == "minimize" else -math.inf
 
 

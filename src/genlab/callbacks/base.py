@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import torch
@@ -11,8 +11,8 @@ from lightning.pytorch.callbacks import Callback
 
 from genlab.errors import require
 from genlab.models.base import GenerativeModel
+from genlab.modes import sampling_mode
 from genlab.pictures.grids import fixed_latents
-from genlab.pictures.images import drawing
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class PictureCallback(Callback):
 
     def _draw(self, trainer: L.Trainer, model: GenerativeModel, epoch: int) -> None:
         if trainer.is_global_zero:
-            with drawing(model):
+            with sampling_mode(model):
                 self.draw(trainer, model, epoch)
         self._undrawn_batches = False
 
@@ -44,11 +44,11 @@ class PictureCallback(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
-            self._draw(trainer, pl_module, trainer.current_epoch)
+            self._draw(trainer, cast(GenerativeModel, pl_module), trainer.current_epoch)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._undrawn_batches:
-            self._draw(trainer, pl_module, self._epoch)
+            self._draw(trainer, cast(GenerativeModel, pl_module), self._epoch)
 
 
 class LatentPictureCallback(PictureCallback):

@@ -8,6 +8,7 @@ import logging
 import lightning as L
 
 from genlab.callbacks.base import LatentPictureCallback
+from genlab.compat import trainer_datamodule
 from genlab.data.base import ImageDataModule
 from genlab.errors import require
 from genlab.models.base import GenerativeModel
@@ -50,7 +51,7 @@ class Interpolation(LatentPictureCallback):
             self.draw_real(trainer, model, epoch)
 
     def draw_real(self, trainer: L.Trainer, model: GenerativeModel, epoch: int) -> None:
-        datamodule = trainer.datamodule
+        datamodule = trainer_datamodule(trainer)
         if not isinstance(datamodule, ImageDataModule):
             log.warning("interpolation_real skipped: the run has no genlab data module to take images from")
             return

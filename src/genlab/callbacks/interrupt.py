@@ -13,6 +13,8 @@ import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from genlab.run_dir import LAST_CHECKPOINT
+
 log = logging.getLogger(__name__)
 
 
@@ -48,7 +50,7 @@ class CheckpointOnInterrupt(L.Callback):
     ) -> None:
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
         if isinstance(exception, SIGTERMException) and fitting:
-            self.saved = self.dirpath / "last.ckpt"
+            self.saved = self.dirpath / LAST_CHECKPOINT
             # The full state (optimisers, loops, callbacks), so a resume is exact; atomic (trainer.plugins).
             trainer.save_checkpoint(self.saved, weights_only=False)
             log.info("%s: saved %s at step %d", self.signal, self.saved, trainer.global_step)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from genlab.compat import trainer_datamodule
 from genlab.models.priors import fit_prior
 
 log = logging.getLogger(__name__)
@@ -31,27 +32,28 @@ class FitLatentPrior(Callback):
     def __init__(self) -> None:
         self.stale = True  # batches were trained since the prior was fitted
 
-    def fit(self, trainer: L.Trainer, prior: Any, model: L.LightningModule) -> bool:
-        if trainer.datamodule is None:
+    def fit(self, trainer: L.Trainer, prior: Any, model: Any) -> bool:
+        datamodule = trainer_datamodule(trainer)
+        if datamodule is None:
             log.warning("prior %s: no data module to fit it to; samples stay N(0, I)", type(prior).__name__)
             return False
-        fit_prior(prior, model, trainer.datamodule)
+        fit_prior(prior, model, cast(Any, datamodule))
         return True
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: Any) -> None:
         pl_module.prior.reset()
         self.stale = True
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
         self.stale = True
 
-    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict) -> None:
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: Any, checkpoint: dict) -> None:
         if not self.stale and bool(pl_module.prior.fitted):
             return  # the state_dict that Lightning took holds the fitted prior already
         prior = copy.deepcopy(pl_module.prior)
         if self.fit(trainer, prior, pl_module):
             checkpoint["state_dict"].update({f"prior.{name}": t for name, t in prior.state_dict().items()})
 
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_end(self, trainer: L.Trainer, pl_module: Any) -> None:
         if self.fit(trainer, pl_module.prior, pl_module):
             self.stale = False

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback
 
+from genlab import run_dir
 from genlab.callbacks.training_scalars import TrainingScalars
+from genlab.compat import trainer_callbacks
 from genlab.pictures.curves import figure_image, plot_curves
 from genlab.pictures.images import log_image
 
@@ -29,7 +30,7 @@ class LossCurves(Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        recorders = [callback for callback in trainer.callbacks if isinstance(callback, TrainingScalars)]
+        recorders = [c for c in trainer_callbacks(trainer) if isinstance(c, TrainingScalars)]
         if not recorders:
             log.warning("LossCurves: no TrainingScalars callback recorded the losses; no loss_curves.png")
             return
@@ -41,7 +42,7 @@ class LossCurves(Callback):
             self.together,
             title=f"{type(pl_module).__name__}: training losses per batch",
         )
-        path = Path(trainer.default_root_dir) / "loss_curves.png"
+        path = run_dir.loss_curves(trainer.default_root_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=100)
         log_image(trainer, "loss_curves", figure_image(fig))

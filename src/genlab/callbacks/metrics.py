@@ -5,9 +5,12 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from genlab.errors import require
+from genlab.compat import trainer_datamodule
+from genlab.data.base import ImageDataModule
+from genlab.errors import ConfigError, require
 from genlab.metrics import distribution
-from genlab.metrics.inception import extract_features, shared_inception, to_uint8
+from genlab.metrics.inception import extract_features, shared_inception
+from genlab.sampling import sample_uint8
 
 
 class FIDCallback(L.Callback):
@@ -41,7 +44,13 @@ class FIDCallback(L.Callback):
         self._real: torch.Tensor | None = None  # the validation images' Inception features, computed once
 
     def _real_features(self, trainer: L.Trainer) -> torch.Tensor:
-        real = trainer.datamodule.split_images("val")
+        datamodule = trainer_datamodule(trainer)
+        if not isinstance(datamodule, ImageDataModule):
+            raise ConfigError(
+                f"callbacks.fid needs a genlab data module to take real images from, not "
+                f"{type(datamodule).__name__}: train with data=mnist or data=imagenette"
+            )
+        real = datamodule.split_images("val")
         n = min(self.n_samples, len(real))
         require(
             self.kid_subset_size <= n,
@@ -58,18 +67,7 @@ class FIDCallback(L.Callback):
         if self._real is None:
             self._real = self._real_features(trainer)
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
-        was_training = pl_module.training
-        pl_module.eval()
-        pl_module.prepare_sampling()
-        # All latents in one draw, then decoded in batches: the samples do not depend on `batch_size`.
-        with torch.no_grad():
-            images = torch.cat(
-                [
-                    to_uint8(pl_module.to_unit(pl_module.generate(z))).cpu()
-                    for z in pl_module.sample_latent(self.n_samples, generator).split(self.batch_size)
-                ]
-            )
-        pl_module.train(was_training)
+        images = sample_uint8(pl_module, self.n_samples, generator, self.batch_size)
         fake = extract_features(images, shared_inception(), self.batch_size)
         # evaluate.py's metrics; KID's subsets are seeded, and the run's RNG stream is untouched.
         kid_mean, _ = distribution.kid(self._real, fake, subset_size=self.kid_subset_size, seed=self.seed)

@@ -7,6 +7,7 @@ import logging
 import lightning as L
 
 from genlab.callbacks.base import PictureCallback
+from genlab.compat import trainer_datamodule
 from genlab.data.base import ImageDataModule
 from genlab.errors import require
 from genlab.models.base import GenerativeModel
@@ -31,7 +32,7 @@ class Reconstructions(PictureCallback):
     def draw(self, trainer: L.Trainer, model: GenerativeModel, epoch: int) -> None:
         if not model.can_encode:
             return
-        datamodule = trainer.datamodule
+        datamodule = trainer_datamodule(trainer)
         if not isinstance(datamodule, ImageDataModule):
             log.warning("reconstructions skipped: the run has no genlab data module to take images from")
             return

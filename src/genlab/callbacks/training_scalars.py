@@ -9,6 +9,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from genlab.compat import logger_step, logging_interval
 from genlab.errors import DivergedError
 
 
@@ -55,8 +56,8 @@ class TrainingScalars(Callback):
             self.names = tuple(scalars)
         self._pending.append(torch.stack([value.detach().reshape(()).float() for value in scalars.values()]))
         # Lightning's own count of trained batches, the step its loggers use for this batch (and for val/*).
-        self._pending_steps.append(trainer.fit_loop.epoch_loop._batches_that_stepped)
-        if len(self._pending) >= max(trainer.log_every_n_steps, 1):
+        self._pending_steps.append(logger_step(trainer))
+        if len(self._pending) >= max(logging_interval(trainer), 1):
             self.flush(trainer)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

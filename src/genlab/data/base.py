@@ -8,7 +8,7 @@ per-sample PIL work is ever done.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
 from itertools import islice
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,7 +55,7 @@ class ResumableRandomSampler(RandomSampler):
     shuffle afresh and start the epoch over. `ResumableDataLoader` counts the batches and sets the offset.
     """
 
-    def __init__(self, data_source: Dataset) -> None:
+    def __init__(self, data_source: Sized) -> None:
         super().__init__(data_source)
         self.epoch_seed: int | None = None  # the current epoch's shuffling seed
         self.resume_seed: int | None = None  # replay this epoch's order (set by a resumed loader)
@@ -88,7 +88,8 @@ class ResumableDataLoader(DataLoader):
     batches_done = 0
     _resume: dict[str, Any] | None = None
 
-    def __iter__(self) -> Iterator[Any]:
+    # A generator rather than torch's _BaseDataLoaderIter: Lightning only iterates over it.
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]
         sampler = self.sampler
         assert isinstance(sampler, ResumableRandomSampler), (
             "ResumableDataLoader needs a ResumableRandomSampler"
@@ -97,6 +98,7 @@ class ResumableDataLoader(DataLoader):
         # An interrupted epoch goes on; a checkpoint at an epoch's end starts the next epoch afresh.
         self.batches_done = 0
         if resume is not None and resume["batches_done"] < len(self):
+            assert self.batch_size is not None, "ResumableDataLoader needs a batch_size"
             self.batches_done = resume["batches_done"]
             sampler.resume_seed, sampler.start = resume["epoch_seed"], self.batches_done * self.batch_size
             # torch's loader iterator draws its workers' base seed from the global RNG, which the interrupted
@@ -110,13 +112,17 @@ class ResumableDataLoader(DataLoader):
             yield batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch_seed": self.sampler.epoch_seed, "batches_done": self.batches_done}
+        sampler = self.sampler
+        assert isinstance(sampler, ResumableRandomSampler), (
+            "ResumableDataLoader needs a ResumableRandomSampler"
+        )
+        return {"epoch_seed": sampler.epoch_seed, "batches_done": self.batches_done}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._resume = dict(state_dict) if state_dict.get("epoch_seed") is not None else None
 
 
-def _batch_as_is(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch_as_is(batch: Any) -> Any:
     """`__getitems__` already built the batch; a module-level function so workers can pickle it."""
     return batch
 
@@ -243,8 +249,9 @@ class ImageDataModule(L.LightningDataModule):
         self.splits: dict[str, UInt8ImageDataset] = {}
         self._on_device: dict[str, UInt8ImageDataset] = {}  # the loaders' copies on the training GPU
 
+    # LightningDataModule declares `name` as a plain attribute (None), which Lightning itself never sets.
     @property
-    def name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]
         """The data set, for cache keys and reports: 'mnist', 'imagenette-160px' (its download)."""
         return type(self).__name__.removesuffix("DataModule").lower()
 

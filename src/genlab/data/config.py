@@ -4,7 +4,7 @@ Hydra run (evaluate.py's `data._target_=...`, the benchmarks): the YAML is the o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from omegaconf import OmegaConf
 
@@ -19,7 +19,7 @@ def data_settings(name: str) -> dict[str, Any]:
     takes from the run (`data_dir: ${paths.data_dir}`, `pixel_range: ${model.pixel_range}`): the caller
     sets those."""
     files = sorted(DATA_CONF_DIR.glob("*.yaml"))
-    configs = {path.stem: OmegaConf.load(path) for path in files}
+    configs: dict[str, Any] = {path.stem: OmegaConf.load(path) for path in files}
     config = configs.get(name) or next((c for c in configs.values() if c.get("_target_") == name), None)
     if config is None:
         targets = sorted({str(c.get("_target_")) for c in configs.values()})
@@ -27,5 +27,5 @@ def data_settings(name: str) -> dict[str, Any]:
             f"data={name!r} is neither a file of {DATA_CONF_DIR} nor the `_target_` of one: choose one of "
             f"{sorted(configs)} or {targets}"
         )
-    values = OmegaConf.to_container(config, resolve=False)
+    values = cast(dict[str, Any], OmegaConf.to_container(config, resolve=False))
     return {key: value for key, value in values.items() if not OmegaConf.is_interpolation(config, key)}

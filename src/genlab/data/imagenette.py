@@ -83,7 +83,7 @@ class ImagenetteDataModule(ImageDataModule):
         self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else None
 
     @property
-    def name(self) -> str:
+    def name(self) -> str:  # type: ignore[override]  # see ImageDataModule.name
         return f"imagenette-{self.size}"
 
     @property

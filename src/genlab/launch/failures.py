@@ -8,14 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from genlab.errors import DivergedError
-
-#: written into a run dir when its job fails; genlab.report marks the run failed with its reason
-FAILURE_FILE = "failed.json"
+from genlab.run_dir import failure_file
 
 
 def record_failure(output_dir: str | Path, error: BaseException) -> Path:
-    """Write `failed.json` (reason, error type, traceback) into the run dir and return its path."""
-    path = Path(output_dir) / FAILURE_FILE
+    """Write `failed.json` (reason, error type, traceback) into the run dir and return its path; the report
+    marks the run failed with its reason."""
+    path = failure_file(output_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {
         "reason": str(error) or type(error).__name__,
@@ -29,5 +28,5 @@ def record_failure(output_dir: str | Path, error: BaseException) -> Path:
 
 def read_failure(run_dir: str | Path) -> dict[str, Any] | None:
     """The failure record of a run dir, or None when the job did not record one."""
-    path = Path(run_dir) / FAILURE_FILE
+    path = failure_file(run_dir)
     return json.loads(path.read_text()) if path.is_file() else None

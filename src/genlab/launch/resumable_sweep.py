@@ -15,22 +15,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, open_dict
 
-from genlab.launch.failures import FAILURE_FILE
+from genlab.atomic import atomic_write
+from genlab.run_dir import failure_file, finished_file, last_checkpoint
 
 log = logging.getLogger(__name__)
 
-FINISHED_FILE = "finished.json"
 #: finished.json's record of a run's training time (validation included; over all its resumes)
 TRAIN_MINUTES = "time/train_minutes"
-LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
 class JobState(Enum):
@@ -41,25 +42,21 @@ class JobState(Enum):
 
 def record_finished(output_dir: str | Path, metrics: Mapping[str, float]) -> Path:
     """Mark a run finished, with its final metrics (written atomically: a kill never leaves half a file)."""
-    path = Path(output_dir) / FINISHED_FILE
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(dict(metrics), indent=2))
-    os.replace(partial, path)
-    return path
+    text = json.dumps(dict(metrics), indent=2)
+    return atomic_write(finished_file(output_dir), lambda partial: partial.write_text(text))
 
 
 def job_state(run_dir: str | Path) -> JobState:
-    run_dir = Path(run_dir)
-    if (run_dir / FINISHED_FILE).is_file() or (run_dir / FAILURE_FILE).is_file():
+    if finished_file(run_dir).is_file() or failure_file(run_dir).is_file():
         return JobState.FINISHED
-    if (run_dir / LAST_CHECKPOINT).is_file():
+    if last_checkpoint(run_dir).is_file():
         return JobState.INTERRUPTED
     return JobState.NEW
 
 
 def interrupted_checkpoint(run_dir: str | Path) -> Path | None:
     """The last.ckpt of an interrupted run in `run_dir`, or None (a new or finished run)."""
-    return Path(run_dir) / LAST_CHECKPOINT if job_state(run_dir) is JobState.INTERRUPTED else None
+    return last_checkpoint(run_dir) if job_state(run_dir) is JobState.INTERRUPTED else None
 
 
 def job_dir(config_loader: Any, master_config: DictConfig, overrides: Sequence[str], job_num: int) -> Path:
@@ -70,17 +67,20 @@ def job_dir(config_loader: Any, master_config: DictConfig, overrides: Sequence[s
     return Path(str(config.hydra.sweep.dir)) / str(config.hydra.sweep.subdir)
 
 
-class SkipFinishedJobs:
+class SkipFinishedJobs(Launcher):
     """Wraps a Hydra launcher: launches only the unfinished jobs of each batch, under their own job numbers
     (so in their own folders)."""
 
-    def __init__(self, launcher: Any, config_loader: Any, master_config: DictConfig) -> None:
+    def __init__(self, launcher: Launcher, config_loader: Any, master_config: DictConfig) -> None:
         self.launcher = launcher
         self.config_loader = config_loader
         self.master_config = master_config
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
-        results: list[Any] = []
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.launcher.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[JobReturn]:
+        results: list[JobReturn] = []
         run: list[list[str]] = []  # consecutive jobs to launch together (the launcher numbers them in order)
         first = initial_job_idx
         for offset, overrides in enumerate(job_overrides):
@@ -94,7 +94,7 @@ class SkipFinishedJobs:
                 run, first = [], num + 1
                 continue
             if state is JobState.INTERRUPTED:
-                log.info("sweep job %d was interrupted: it resumes from %s", num, folder / LAST_CHECKPOINT)
+                log.info("sweep job %d was interrupted: it resumes from %s", num, last_checkpoint(folder))
             run.append(list(overrides))
         if run:
             results += self.launcher.launch(run, initial_job_idx=first)

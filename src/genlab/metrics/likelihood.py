@@ -6,14 +6,28 @@ them over test images, seeded, for evaluate.py.
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import torch
 
 from genlab.models.base import GenerativeModel
+from genlab.modes import eval_mode
 
 #: the pixels of the images that the batch sizes are set for (MNIST's 28 x 28): larger images pass
 #: proportionally fewer at a time, so the activations stay about as large. 500 64 px RGB images at once
 #: through study A's conv VAE took 22 GB, and the kernel killed evaluate.py.
 BATCH_PIXELS = 28 * 28
+
+
+@runtime_checkable
+class Likelihood(Protocol):
+    """The bounds a model with `has_likelihood` offers, each per image [N] in nats."""
+
+    def reconstruction_error(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def elbo(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def iwae_bound(self, images: torch.Tensor, k: int) -> torch.Tensor: ...
 
 
 @torch.no_grad()
@@ -30,11 +44,14 @@ def likelihood_scores(
     The ELBO is over `images`; the IWAE (and the ELBO beside it) over `iwae_images`, a costlier bound.
     `batch_size` images of BATCH_PIXELS pixels pass at a time (the IWAE's k samples of one fiftieth of
     them); larger images in proportionally smaller batches."""
+    if not isinstance(model, Likelihood):
+        raise TypeError(
+            f"{type(model).__name__} has no likelihood bounds (reconstruction_error, elbo, iwae_bound)"
+        )
     scale = max(1, images[0].numel() // BATCH_PIXELS)
     iwae_batch_size = max(1, batch_size // 50 // scale)
     batch_size = max(1, batch_size // scale)
-    model.eval()
-    with torch.random.fork_rng():
+    with eval_mode(model), torch.random.fork_rng():
         torch.manual_seed(seed)
         recon, mse, bound = [], [], []
         for batch in images.split(batch_size):

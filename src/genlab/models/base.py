@@ -4,7 +4,7 @@ small protocol that says what else it can do."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import lightning as L
@@ -12,13 +12,17 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from genlab.compat import attached_trainer, trainer_datamodule
 from genlab.errors import ConfigError, require
 from genlab.instantiate import build
 from genlab.nets.recorded import complete_net_configs
 
 log = logging.getLogger(__name__)
 
-PIXEL_RANGES = {(0.0, 1.0): torch.sigmoid, (-1.0, 1.0): torch.tanh}
+PIXEL_RANGES: dict[tuple[float, ...], Callable[[torch.Tensor], torch.Tensor]] = {
+    (0.0, 1.0): torch.sigmoid,
+    (-1.0, 1.0): torch.tanh,
+}
 
 
 def plain(value: Any) -> Any:
@@ -131,11 +135,17 @@ class GenerativeModel(L.LightningModule):
         for key in self.optimizer_keys:
             check_optimizer(self.hparams[key], f"model.{key}")
 
+    @property
+    def hparams(self) -> Any:
+        """The saved constructor arguments (Lightning's AttributeDict: `self.hparams.beta`), typed as Any so
+        that a model reads its own keys without casts."""
+        return super().hparams
+
     def build_net(self, key: str, **sizes: Any) -> nn.Module:
         """The net of the `key` hyperparameter (a `_target_` config), given the sizes the model knows."""
         return build_net(self.hparams[key], f"model.{key}", **sizes)
 
-    def build_part(self, key: str, **arguments: Any) -> nn.Module:
+    def build_part(self, key: str, **arguments: Any) -> Any:
         """A part of the model (a likelihood, a prior) from the `key` hyperparameter's `_target_` config."""
         config = self.hparams[key]
         require(
@@ -175,7 +185,7 @@ class GenerativeModel(L.LightningModule):
     def clips_under_mixed_precision(self, clip: float | None) -> bool:
         """Whether gradients are clipped (`clip` > 0) under a mixed precision: then the optimizers must not
         be fused (see `build_optimizer`)."""
-        precision = str(self.trainer.precision) if self._trainer is not None else "32-true"
+        precision = str(self.trainer.precision) if attached_trainer(self) is not None else "32-true"
         return bool(clip) and "mixed" in precision
 
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -211,7 +221,8 @@ class GenerativeModel(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets genlab.checkpoints tell a genlab model (and its class) from any other file before loading, and
         # rebuild the data it was trained on (evaluate.py, generate.py) from the data module's settings.
-        datamodule = self._trainer.datamodule if self._trainer is not None else None
+        trainer = attached_trainer(self)
+        datamodule = trainer_datamodule(trainer) if trainer is not None else None
         data = None
         if datamodule is not None and datamodule.hparams:
             data = {"_target_": class_path(datamodule), **plain(dict(datamodule.hparams))}

@@ -9,11 +9,13 @@ GAN needs D and G live and only its pictures and metrics drawn from the average.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from genlab.compat import is_batch_norm
 from genlab.errors import require
 
 #: draws `n` inputs of the averaged net from a generator: (n, generator) -> tensor
@@ -49,15 +51,16 @@ class EMA(AveragedModel):
         AveragedModel.update_parameters would do this too, but it branches on its on-device count
         (`n_averaged == 0`), a host-device synchronisation per batch on a GPU; here the branch is on
         `step`."""
-        averaged = list(self.module.parameters())
+        averaged: list[torch.Tensor] = list(self.module.parameters())
         live = [weight.detach() for weight in net.parameters()]
         if step <= self.start:
             for average, weight in zip(averaged, live, strict=True):
                 average.copy_(weight)
         else:
+            assert self.multi_avg_fn is not None  # set in __init__
             self.multi_avg_fn(averaged, live, self.n_averaged)
-        for average, buffer in zip(self.module.buffers(), net.buffers(), strict=True):
-            average.copy_(buffer)
+        for average_buffer, buffer in zip(self.module.buffers(), net.buffers(), strict=True):
+            average_buffer.copy_(buffer)
         self.n_averaged += 1
         self.statistics_fresh = False
 
@@ -71,7 +74,7 @@ class EMA(AveragedModel):
         if self.statistics_fresh:
             return
         self.statistics_fresh = True
-        norms = [m for m in self.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        norms: list[Any] = [m for m in self.modules() if is_batch_norm(m)]
         if not norms or not self.standing_stats:
             return
         modes = [(m, m.training, m.momentum) for m in norms]

@@ -13,7 +13,7 @@ least-squares losses (`loss`), feature matching for G (`feature_matching`), and 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -37,6 +37,8 @@ class GAN(GenerativeModel):
     """
 
     optimizer_keys = ("optimizer_g", "optimizer_d")
+    discriminator: Any  # a net; with `features(images)` for feature matching
+    latest_r1: torch.Tensor
 
     def __init__(
         self,
@@ -124,7 +126,7 @@ class GAN(GenerativeModel):
         when due; G's weights are not touched."""
         hparams = self.hparams
         penalise = hparams.r1_gamma > 0 and self.batch_index % hparams.r1_every == 0
-        _, opt_d = self.optimizers()
+        _, opt_d = cast(list, self.optimizers())
         with self.toggled_optimizer(opt_d):
             fake = self.fake_images(len(real)).detach()
             real = real.detach().requires_grad_(penalise)  # R1 differentiates D through the augmentation
@@ -148,7 +150,7 @@ class GAN(GenerativeModel):
         """One G update through D's judgement of fresh (augmented) fakes, or, with `feature_matching`, through
         the distance of their mean D features to the real images'; D's weights are not touched. Then the EMA
         generator follows."""
-        opt_g, _ = self.optimizers()
+        opt_g, _ = cast(list, self.optimizers())
         with self.toggled_optimizer(opt_g):
             fake = self.augment(self.fake_images(len(real)))
             if self.hparams.feature_matching:
@@ -186,7 +188,7 @@ class GAN(GenerativeModel):
 
     def on_train_epoch_end(self) -> None:
         # Manual optimisation: Lightning leaves the lr schedulers (one per optimiser) to the module.
-        for scheduler in self.lr_schedulers() or []:
+        for scheduler in cast(list, self.lr_schedulers() or []):
             scheduler.step()
 
     def configure_optimizers(self):

@@ -137,6 +137,8 @@ class CalibratedSigmaGaussian(SharedSigmaGaussian):
     `momentum` (as BatchNorm's); otherwise it is that running mean, so evaluation has one fixed density.
     Clamped at `min_log_sigma` (it has no gradient, so sigma^2 is exactly the MSE above the floor)."""
 
+    calibrated_mse: torch.Tensor
+
     def __init__(self, pixel_range: Sequence[float], min_log_sigma: float, momentum: float) -> None:
         super().__init__(pixel_range, min_log_sigma)
         require(0 < momentum <= 1, "model.likelihood.momentum", momentum, "must be in (0, 1]")

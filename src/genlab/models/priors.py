@@ -54,6 +54,10 @@ class GaussianMixture(StandardNormal):
     """
 
     fittable = True
+    weights: torch.Tensor
+    means: torch.Tensor
+    scale_tril: torch.Tensor
+    fitted: torch.Tensor
 
     def __init__(self, latent_dim: int, components: int, fit_images: int | None) -> None:
         super().__init__(latent_dim)
@@ -129,13 +133,13 @@ def posterior_means(
 ) -> torch.Tensor:
     """The posterior means of a fixed subset of at most `max_images` training images (None: all), in eval
     mode (every module's mode is restored)."""
-    from genlab.pictures.images import drawing
+    from genlab.modes import eval_mode
 
     images = datamodule.split_images("train")
     if max_images is not None and max_images < len(images):
         subset = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[:max_images]
         images = images[subset.sort().values]
-    with drawing(model):
+    with eval_mode(model):
         return torch.cat(
             [
                 model.encode(datamodule.to_model_range(batch.to(model.device)))[0].float().cpu()

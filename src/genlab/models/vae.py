@@ -9,6 +9,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from genlab.compat import trainer_datamodule
 from genlab.errors import ConfigError, require
 from genlab.models.base import GenerativeModel
 from genlab.models.legacy import upgrade_vae_hparams, upgrade_vae_state
@@ -30,9 +31,8 @@ class VAE(GenerativeModel):
     trained with; `prior` (genlab.models.priors) is what samples are drawn from, N(0, I) or a mixture
     fitted after training.
 
-    `kl_warmup_steps` ramps the KL's weight in the TRAINING loss from 0 to `beta`; validation and the
-    bounds always weigh it with `beta` (1: the ELBO).
-    """
+    `kl_warmup_steps` ramps the KL's weight in the TRAINING loss from 0 to `beta`; validation and the bounds
+    always weigh it with `beta` (1: the ELBO)."""
 
     can_encode = True
     has_likelihood = True
@@ -173,7 +173,7 @@ class VAE(GenerativeModel):
 
     def setup(self, stage: str) -> None:
         # Binary pixels (data.binarize) have a Bernoulli likelihood: any other one would be a wrong density.
-        binarize = getattr(self.trainer.datamodule, "binarize", None)
+        binarize = getattr(trainer_datamodule(self.trainer), "binarize", None)
         if binarize is not None and not self.likelihood.binary:
             raise ConfigError(
                 f"data.binarize={binarize!r} needs likelihood=bernoulli (binary pixels have a Bernoulli "

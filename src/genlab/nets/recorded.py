@@ -56,7 +56,8 @@ def complete_net_configs(model_hparams: Mapping[str, Any]) -> dict[str, Any]:
     its former defaults (empty when every net config is complete): pass them as overrides when loading."""
     completed: dict[str, Any] = {}
     for key, config in model_hparams.items():
-        former = FORMER_DEFAULTS.get(config.get("_target_")) if isinstance(config, Mapping) else None
+        target = config.get("_target_") if isinstance(config, Mapping) else None
+        former = FORMER_DEFAULTS.get(target) if isinstance(target, str) else None
         missing = {name: value for name, value in (former or {}).items() if name not in config}
         if missing:
             completed[key] = {**config, **missing}

@@ -72,6 +72,9 @@ def plot_curves(
 
 def figure_image(fig: Figure) -> torch.Tensor:
     """A rendered matplotlib figure as a [3, H, W] float image in [0, 1]."""
-    fig.canvas.draw()
-    rgba = np.asarray(fig.canvas.buffer_rgba())
+    canvas = fig.canvas
+    if not isinstance(canvas, FigureCanvasAgg):  # plot_curves' figures have one
+        canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    rgba = np.asarray(canvas.buffer_rgba())
     return torch.from_numpy(rgba[..., :3].copy()).permute(2, 0, 1).float() / 255.0

@@ -1,6 +1,6 @@
 """The pictures themselves, as [N, C, H, W] images in [0, 1]: shared by the callbacks and generate.py.
 
-Call these inside `genlab.pictures.images.drawing(model)` (eval mode, no grad).
+Call these inside `genlab.modes.eval_mode(model)` (eval mode, no grad).
 """
 
 from __future__ import annotations

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger
-from torch import nn
 from torchvision.utils import make_grid, save_image
+
+from genlab import run_dir
 
 # Grey gaps between the cells: black (0) vanishes against MNIST's background, white against its strokes.
 PAD_VALUE = 0.5
-
-
-@contextmanager
-def drawing(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no grad while drawing, after the model's `prepare_sampling` (a GAN's EMA statistics);
-    every submodule's train/eval mode is restored afterwards."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            if callable(prepare := getattr(model, "prepare_sampling", None)):
-                prepare()
-            yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 def image_grid(images: torch.Tensor, nrow: int) -> torch.Tensor:
@@ -59,4 +42,4 @@ def write_picture(trainer: L.Trainer, tag: str, images: torch.Tensor, nrow: int,
     """Log a grid of `images` (in [0, 1]) under `tag` and save it as <run dir>/images/<tag>/epoch_XXX.png."""
     grid = image_grid(images, nrow)
     log_image(trainer, tag, grid)
-    return save_grid(grid, Path(trainer.default_root_dir) / "images" / tag / f"epoch_{epoch:03d}.png")
+    return save_grid(grid, run_dir.picture(trainer.default_root_dir, tag, epoch))

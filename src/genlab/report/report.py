@@ -16,6 +16,7 @@ from matplotlib.image import imread
 from genlab.launch.resumable_sweep import TRAIN_MINUTES
 from genlab.pictures.curves import moving_average
 from genlab.report.runs import Run, job_order, label_configurations, read_sweeps
+from genlab.run_dir import SAMPLES
 
 #: which way is better for the metrics evaluate.py writes; metrics not listed are shown but not judged
 HIGHER_IS_BETTER = {
@@ -97,7 +98,7 @@ def columns(rows: Sequence[Row]) -> list[str]:
 
 def models_in_order(rows: Sequence[Row]) -> list[str]:
     """The models of a sweep, in the order of their first job (`model=vae,gan`: VAE, then GAN)."""
-    first = {}
+    first: dict[str, tuple[bool, int, str]] = {}
     for row in rows:
         for run in row.runs:
             key = job_order(run.path)
@@ -189,7 +190,7 @@ def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
     for axis, (row, run) in zip(axes, shown, strict=False):
         axis.imshow(imread(run.images["samples"]), cmap="gray")
         picture = run.images["samples"]
-        source = "evaluate.py samples" if picture.name == "samples.png" else picture.name
+        source = "evaluate.py samples" if picture.name == SAMPLES else picture.name
         axis.set_title(f"{row.model} {row.configuration}\nseed={run.seed}, {source}", fontsize=8)
     figure.tight_layout()
     return figure

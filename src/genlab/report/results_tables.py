@@ -102,8 +102,9 @@ def _cell(column: Column, row: Row, root: Path, load: Callable[[str], Any]) -> s
     if (key is None and not column.minutes) or not row.sources:
         return "-"
     if column.minutes:
-        values = [_minutes(root, s) for s in row.sources]
-        if any(v is None for v in values):
+        found = [_minutes(root, s) for s in row.sources]
+        values = [v for v in found if v is not None]
+        if len(values) < len(found):
             return "-"
         text = (
             _format(column.fmt, values[0])
@@ -111,8 +112,9 @@ def _cell(column: Column, row: Row, root: Path, load: Callable[[str], Any]) -> s
             else f"{_format(column.fmt, min(values))}-{_format(column.fmt, max(values))}"
         )
         return f"{text} min"
-    values = [_get(load(s), f"{row.base}.{key}") for s in row.sources]
-    if any(v is None for v in values):
+    got = [_get(load(s), f"{row.base}.{key}") for s in row.sources]
+    values = [v for v in got if v is not None]
+    if len(values) < len(got):
         return "-"
     if column.negate:
         values = [-v for v in values]

@@ -8,13 +8,27 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from omegaconf import OmegaConf
 
 from genlab.errors import GenlabError
 from genlab.launch.failures import read_failure
-from genlab.launch.resumable_sweep import FINISHED_FILE, TRAIN_MINUTES, JobState, job_state
+from genlab.launch.resumable_sweep import TRAIN_MINUTES, JobState, job_state
+from genlab.mappings import flatten
+from genlab.run_dir import (
+    HYDRA,
+    HYDRA_CONFIG,
+    HYDRA_OVERRIDES,
+    HYDRA_SETTINGS,
+    METRICS,
+    SAMPLES,
+    csv_metrics,
+    finished_file,
+    hydra_file,
+    last_checkpoint,
+    pictures_dir,
+    tensorboard_dir,
+)
 
 #: the picture tags of genlab's image callbacks: <run dir>/images/<tag>/epoch_XXX.png
 IMAGE_TAGS = ("samples", "interpolation", "interpolation_real", "reconstructions")
@@ -75,7 +89,7 @@ def read_csv_log(path: Path) -> dict[str, list[tuple[int, float]]]:
 def read_metrics(run_dir: Path) -> dict[str, float]:
     """Numeric entries of the newest metrics.json under the run dir (evaluate.py's output), flattened:
     its `metrics` (the real floor as `real_floor.<name>`); the `protocol` settings are not results."""
-    found = sorted(run_dir.rglob("metrics.json"), key=lambda p: p.stat().st_mtime)
+    found = sorted(run_dir.rglob(METRICS), key=lambda p: p.stat().st_mtime)
     if not found:
         return {}
     try:
@@ -84,22 +98,19 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
         raise GenlabError(
             f"{found[-1]} is not valid JSON ({error}): re-run evaluate.py for that run"
         ) from None
-
-    def flatten(value: Any, prefix: str = "") -> dict[str, float]:
-        if isinstance(value, dict):
-            return {k: v for key, item in value.items() for k, v in flatten(item, f"{prefix}{key}.").items()}
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return {prefix.rstrip("."): float(value)}
-        return {}
-
     if isinstance(raw, dict) and isinstance(raw.get("metrics"), dict):
         raw = raw["metrics"]
-    return flatten(raw)
+    leaves = flatten(raw) if isinstance(raw, dict) else {}
+    return {
+        name: float(value)
+        for name, value in leaves.items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }
 
 
 def training_minutes(run_dir: Path) -> dict[str, float]:
     """The run's training time from its finished.json (train.py records it there), if it has one."""
-    path = run_dir / FINISHED_FILE
+    path = finished_file(run_dir)
     finished = json.loads(path.read_text()) if path.is_file() else {}
     minutes = finished.get(TRAIN_MINUTES)
     return {TRAIN_MINUTES: float(minutes)} if isinstance(minutes, int | float) else {}
@@ -111,32 +122,31 @@ def latest_images(run_dir: Path) -> dict[str, Path]:
     with `prior=gaussian_mixture`, samples from the mixture, where the training-time grid uses N(0, I))."""
     images = {}
     for tag in IMAGE_TAGS:
-        pictures = sorted((run_dir / "images" / tag).glob("*.png"))
+        pictures = sorted(pictures_dir(run_dir, tag).glob("*.png"))
         if pictures:
             images[tag] = pictures[-1]
-    if (run_dir / "samples.png").is_file():
-        images["samples"] = run_dir / "samples.png"
+    if (run_dir / SAMPLES).is_file():
+        images["samples"] = run_dir / SAMPLES
     return images
 
 
 def read_run(run_dir: Path) -> Run:
     """One run dir of a multirun (Hydra's .hydra/ records, genlab's outputs)."""
-    hydra_dir = run_dir / ".hydra"
-    config = OmegaConf.load(hydra_dir / "config.yaml")
-    overrides = list(OmegaConf.load(hydra_dir / "overrides.yaml"))
-    choices = OmegaConf.load(hydra_dir / "hydra.yaml").hydra.runtime.choices
+    config = OmegaConf.load(hydra_file(run_dir, HYDRA_CONFIG))
+    overrides = list(OmegaConf.load(hydra_file(run_dir, HYDRA_OVERRIDES)))
+    choices = OmegaConf.load(hydra_file(run_dir, HYDRA_SETTINGS)).hydra.runtime.choices
     model = str(OmegaConf.select(config, "model._target_", default="?")).rsplit(".", 1)[-1]
     run = Run(run_dir, model, str(choices.get("data", "?")), OmegaConf.select(config, "seed"), overrides)
     failure = read_failure(run_dir)
-    if (run_dir / "tensorboard").is_dir():
-        run.scalars = read_tensorboard(run_dir / "tensorboard")
-    elif (run_dir / "csv" / "metrics.csv").is_file():
-        run.scalars = read_csv_log(run_dir / "csv" / "metrics.csv")
+    if tensorboard_dir(run_dir).is_dir():
+        run.scalars = read_tensorboard(tensorboard_dir(run_dir))
+    elif csv_metrics(run_dir).is_file():
+        run.scalars = read_csv_log(csv_metrics(run_dir))
     run.metrics = read_metrics(run_dir) | training_minutes(run_dir)
     run.images = latest_images(run_dir)
     if failure is not None:
         run.failure = " ".join(failure["reason"].split())  # one line, for tables
-    elif not (run_dir / "checkpoints" / "last.ckpt").is_file():
+    elif not last_checkpoint(run_dir).is_file():
         run.failure = "no checkpoints/last.ckpt: the job was killed or is still running"
     elif job_state(run_dir) is JobState.INTERRUPTED:
         run.failure = "interrupted (last.ckpt, no finished.json): run the sweep again in its folder to resume"
@@ -157,7 +167,7 @@ def read_sweep(sweep_dir: str | Path) -> list[Run]:
         raise GenlabError(
             f"sweep dir {str(sweep_dir)!r} does not exist: pass outputs/<task>/multiruns/<time>"
         )
-    run_dirs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
+    run_dirs = [p.parent.parent for p in sweep_dir.glob(f"*/{HYDRA}/{HYDRA_OVERRIDES}")]
     if not run_dirs:
         raise GenlabError(
             f"no runs in {str(sweep_dir)!r} (no */.hydra/overrides.yaml): pass the folder of a "

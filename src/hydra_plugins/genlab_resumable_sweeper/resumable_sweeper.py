@@ -5,16 +5,17 @@ A Hydra plugin must live in the `hydra_plugins` package; what it does is in genl
 
 from __future__ import annotations
 
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from genlab.compat import hydra_basic_sweeper
 from genlab.launch.resumable_sweep import SkipFinishedJobs
 
 
-class ResumableSweeper(BasicSweeper):
+class ResumableSweeper(hydra_basic_sweeper.BasicSweeper):
     """`python train.py -m ... hydra.sweep.dir=<an interrupted sweep>` goes on where the sweep stopped."""
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        assert self.launcher is not None, "BasicSweeper.setup sets the launcher"
         self.launcher = SkipFinishedJobs(self.launcher, hydra_context.config_loader, config)

@@ -1,0 +1,104 @@
+"""The files of a run folder, named once: what train.py, the callbacks, evaluate.py, the sweeps and the report
+write and read there.
+
+    <run dir>/                    outputs/<task>/runs/<time>/, or a sweep job's multiruns/<time>/<job>/
+      config.yaml                 the resolved config (train.py)
+      .hydra/                     Hydra's records: config.yaml, overrides.yaml, hydra.yaml
+      checkpoints/last.ckpt       the newest state, what a resume starts from; epoch_NNN.ckpt, the best epoch
+      images/<tag>/epoch_NNN.png  the image callbacks' pictures (samples, interpolation, reconstructions, ...)
+      loss_curves.png             the training losses per batch
+      tensorboard/, csv/          the loggers' files (conf/logger/)
+      finished.json, failed.json  how the job ended: a sweep run again leaves such a job alone
+      metrics.json, samples.png   evaluate.py's numbers and a grid of the samples it measured
+
+The folder names that the configs spell (`${paths.output_dir}/checkpoints`, the loggers' `name`) are checked
+against these by tests/test_run_dir.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+CONFIG = "config.yaml"
+HYDRA = ".hydra"
+#: Hydra's records in HYDRA: the job's config, its command-line overrides, and Hydra's own config
+HYDRA_CONFIG, HYDRA_OVERRIDES, HYDRA_SETTINGS = "config.yaml", "overrides.yaml", "hydra.yaml"
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+IMAGES = "images"
+LOSS_CURVES = "loss_curves.png"
+TENSORBOARD = "tensorboard"
+CSV = "csv"
+#: Lightning's CSVLogger file in CSV
+CSV_METRICS = "metrics.csv"
+FINISHED = "finished.json"
+FAILED = "failed.json"
+METRICS = "metrics.json"
+SAMPLES = "samples.png"
+
+
+def config_file(run: str | Path) -> Path:
+    return Path(run) / CONFIG
+
+
+def hydra_file(run: str | Path, name: str) -> Path:
+    """One of Hydra's records of the job (HYDRA_CONFIG, HYDRA_OVERRIDES or HYDRA_SETTINGS)."""
+    return Path(run) / HYDRA / name
+
+
+def checkpoints_dir(run: str | Path) -> Path:
+    return Path(run) / CHECKPOINTS
+
+
+def last_checkpoint(run: str | Path) -> Path:
+    return checkpoints_dir(run) / LAST_CHECKPOINT
+
+
+def of_checkpoint(ckpt_path: str | Path) -> Path:
+    """The run folder of a checkpoint: <run>/checkpoints/last.ckpt -> <run>; a checkpoint elsewhere -> its
+    folder."""
+    ckpt_path = Path(ckpt_path)
+    return ckpt_path.parent.parent if ckpt_path.parent.name == CHECKPOINTS else ckpt_path.parent
+
+
+def pictures_dir(run: str | Path, tag: str) -> Path:
+    """Where the pictures of one image tag go, one PNG per epoch."""
+    return Path(run) / IMAGES / tag
+
+
+def picture(run: str | Path, tag: str, epoch: int) -> Path:
+    return pictures_dir(run, tag) / f"epoch_{epoch:03d}.png"
+
+
+def loss_curves(run: str | Path) -> Path:
+    return Path(run) / LOSS_CURVES
+
+
+def tensorboard_dir(run: str | Path) -> Path:
+    return Path(run) / TENSORBOARD
+
+
+def csv_metrics(run: str | Path) -> Path:
+    return Path(run) / CSV / CSV_METRICS
+
+
+def finished_file(run: str | Path) -> Path:
+    return Path(run) / FINISHED
+
+
+def failure_file(run: str | Path) -> Path:
+    return Path(run) / FAILED
+
+
+def metrics_file(run: str | Path) -> Path:
+    """Where evaluate.py writes its numbers by default."""
+    return Path(run) / METRICS
+
+
+def samples_grid(metrics_path: str | Path) -> Path:
+    """Where evaluate.py saves its samples' grid, beside its numbers: metrics.json -> samples.png,
+    x.json -> x_samples.png."""
+    metrics_path = Path(metrics_path)
+    if metrics_path.name == METRICS:
+        return metrics_path.with_name(SAMPLES)
+    return metrics_path.with_name(f"{metrics_path.stem}_{SAMPLES}")
