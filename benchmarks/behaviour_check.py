@@ -53,10 +53,13 @@ def train(tree: Path, preset: str, data_dir: str, batches: int, out: Path, reuse
     """Train `preset` for `batches` batches in `tree`; returns its last.ckpt (with `reuse`, one already
     there is kept)."""
     run_dir = out / preset
-    if not reuse:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    if reuse and (run_dir / "checkpoints" / "last.ckpt").is_file():
-        return run_dir / "checkpoints" / "last.ckpt"
+    # float sums depend on the thread count: a reused run must have been trained with the same one
+    stamp = run_dir / "threads.txt"
+    threads = os.environ.get("OMP_NUM_THREADS", "2")
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if reuse and last.is_file() and stamp.is_file() and stamp.read_text() == threads:
+        return last
+    shutil.rmtree(run_dir, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
     run(
         tree,
@@ -73,7 +76,8 @@ def train(tree: Path, preset: str, data_dir: str, batches: int, out: Path, reuse
         ],
         out / f"{preset}.log",
     )
-    return run_dir / "checkpoints" / "last.ckpt"
+    stamp.write_text(threads)
+    return last
 
 
 def renamed(key: str) -> str:
@@ -135,7 +139,8 @@ def main() -> int:
         subprocess.run(
             ["git", "worktree", "add", "--detach", str(baseline), args.baseline], cwd=ROOT, check=True
         )
-    summary: dict = {"baseline": args.baseline, "batches": args.batches, "presets": {}}
+    threads = os.environ.get("OMP_NUM_THREADS", "2")
+    summary: dict = {"baseline": args.baseline, "batches": args.batches, "threads": threads, "presets": {}}
     try:
         for preset in args.presets:
             old_ckpt = train(

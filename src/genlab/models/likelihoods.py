@@ -55,7 +55,7 @@ class Likelihood(nn.Module):
     @property
     def description(self) -> str:
         """One line for metrics.json: the density the bounds are computed with."""
-        return " ".join((type(self).__doc__ or type(self).__name__).split("\n\n")[0].split())
+        return " ".join((type(self).__doc__ or type(self).__name__).split("\n\n")[0].split()).rstrip(".")
 
 
 class Bernoulli(Likelihood):
