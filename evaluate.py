@@ -3,11 +3,11 @@
 import hydra
 from omegaconf import DictConfig
 
-from genlab.evaluate import run
-
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
+    from genlab.evaluate import run  # torch and Lightning: imported once the config is composed (genlab.cli)
+
     run(cfg)
 
 

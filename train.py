@@ -5,12 +5,14 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from genlab.cli import multirun_as_override
 from genlab.resolvers import register_resolvers
-from genlab.train import multirun_as_override, run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> dict[str, float] | float:
+    from genlab.train import run  # torch and Lightning: imported once the config is composed (genlab.cli)
+
     return run(cfg)
 
 

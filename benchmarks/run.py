@@ -3,14 +3,16 @@
     python -m benchmarks.run --mnist-dir DIR --imagenette-dir DIR [--device cpu|cuda] [--quick] [--only ...]
         [--cases ...] [--out FILE]
 
-Writes benchmarks/results/<host>-<device>.json (with --quick: <host>-<device>-quick.json), or --out.
+Writes benchmarks/results/<host>-<device>.json (with --quick: <host>-<device>-quick.json), or --out; with
+--only, the other parts of an existing results file stay.
 The parts:
 - training: genlab's train.py against a hand-written loop, per case, and the speed knobs
   (benchmarks/train_throughput.py);
 - scaling: step time against batch size and image size (benchmarks/scaling.py);
 - data_path: genlab's loader against torchvision's, Imagenette's decode against its cache
   (benchmarks/data_path.py);
-- evaluation: Inception images/s and a whole `evaluate.py n_samples=2000` (benchmarks/evaluation.py).
+- evaluation: Inception images/s and a whole `evaluate.py n_samples=2000` (benchmarks/evaluation.py);
+- startup: how long `python train.py --help` and an argument error take (benchmarks/startup.py).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from pathlib import Path
 import lightning
 import torch
 
-from benchmarks import data_path, evaluation, scaling, train_throughput
+from benchmarks import data_path, evaluation, scaling, startup, train_throughput
 
 PARTS = {
+    "startup": startup,
     "training": train_throughput,
     "scaling": scaling,
     "data_path": data_path,
@@ -86,8 +89,13 @@ def main() -> None:
         seconds[name] = round(time.perf_counter() - started, 1)
         results[name] = part
         tables.append(PARTS[name].table(part))
-    results["wall_s"] = seconds
     out = args.out or RESULTS / f"{platform.node()}-{args.device}{'-quick' if args.quick else ''}.json"
+    if set(args.only) < set(PARTS) and out.is_file():
+        # some parts measured again: the results file keeps the others
+        previous = json.loads(out.read_text())
+        seconds = {**previous.get("wall_s", {}), **seconds}
+        results = {**previous, **results}
+    results["wall_s"] = seconds
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     m = results["machine"]

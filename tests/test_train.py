@@ -12,9 +12,10 @@ from hydra.errors import ConfigCompositionException
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from genlab.checkpoints import AtomicCheckpointIO, load_model
+from genlab.cli import multirun_as_override
 from genlab.errors import CheckpointError, ConfigError
 from genlab.models import VAE
-from genlab.train import build_trainer, multirun_as_override, train
+from genlab.train import build_trainer, train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 

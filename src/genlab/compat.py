@@ -7,14 +7,20 @@ tests/test_compat.py was run against; widen the pin only after those tests pass 
 
 from __future__ import annotations
 
-import lightning as L
-import torch
+from typing import TYPE_CHECKING
+
 from hydra._internal.core_plugins import basic_sweeper as hydra_basic_sweeper
-from hydra.core.override_parser.types import Override
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import TensorBoardLogger
-from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.writer import FileWriter
+
+# Only Hydra at import: the sweeper plugin imports this module during Hydra's plugin scan, which every
+# command (`--help` included) runs before any config exists, and torch and Lightning take seconds to import.
+if TYPE_CHECKING:
+    import lightning as L
+    import torch
+    from hydra.core.override_parser.types import Override
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard.writer import FileWriter
 
 # Hydra's grid sweeper lives in `hydra._internal.core_plugins.basic_sweeper` (`BasicSweeper`, the `basic`
 # sweeper), which Hydra does not export publicly. genlab's resumable sweeper subclasses it and relies on its
@@ -86,7 +92,9 @@ def skip_hook(obj: L.Callback | L.LightningModule, hook: str) -> None:
 def is_batch_norm(module: torch.nn.Module) -> bool:
     """Whether `module` is a BatchNorm layer of any dimension (torch's private base class `_BatchNorm`,
     SyncBatchNorm included)."""
-    return isinstance(module, torch.nn.modules.batchnorm._BatchNorm)
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return isinstance(module, _BatchNorm)
 
 
 # Attributes that Lightning's connectors set on the Trainer without declaring them on the class, so a type

@@ -176,16 +176,6 @@ def interrupted_message(trainer: L.Trainer, interrupt: CheckpointOnInterrupt) ->
     return f"{interrupt.signal} {where}, saved {interrupt.saved}; resume with: {command}"
 
 
-def multirun_as_override(argv: list[str]) -> list[str]:
-    """Let `-m ... --cfg hydra` show a sweep's config: Hydra 1.3 refuses `-m` beside `--cfg`, but takes the
-    same mode as the override `hydra.mode=MULTIRUN`, so `-m` becomes that when `--cfg` is given."""
-    showing = any(arg in ("--cfg", "-c") or arg.startswith("--cfg=") for arg in argv)
-    if not showing or not any(arg in ("-m", "--multirun") for arg in argv):
-        return argv
-    rest = [arg for arg in argv[1:] if arg not in ("-m", "--multirun")]
-    return [argv[0], "hydra.mode=MULTIRUN", *rest]
-
-
 def in_multirun() -> bool:
     """Whether this job is one of a sweep (`python train.py -m ...`)."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN

@@ -599,6 +599,19 @@ TABLES: dict[str, Table] = {
         ],
         [Row({"Imagenette setup, 1,400 images at 64 px": "on the CPU"}, [BENCH], "data_path.imagenette")],
     ),
+    "speed-startup": Table(
+        [Column("command"), Column("seconds (median of fresh processes)", "median_s", "{:.2f}")],
+        [
+            Row({"command": label}, [BENCH], f"startup.{key}")
+            for key, label in (
+                ("train_help", "`python train.py --help`"),
+                ("train_unknown_key", "`python train.py model.lr=1e-3` (an argument error)"),
+                ("evaluate_help", "`python evaluate.py --help`"),
+                ("generate_help", "`python generate.py --help`"),
+                ("compare_help", "`python compare.py --help`"),
+            )
+        ],
+    ),
     "speed-evaluation": Table(
         [Column("evaluation"), Column("value", fmt="{:.1f}")],
         [
