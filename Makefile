@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # On the development machine torch and torchvision come from local disk at these versions; elsewhere pip
 # resolves them as usual.
 TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
-# Where `make bench` finds MNIST (a folder with MNIST/raw/, e.g. built by ../shared/datasets/get_mnist.py)
+# Where `make bench` finds MNIST (a folder with MNIST/raw/, see docs/training.md#data)
 # and Imagenette (a folder with imagenette2-160/); DEVICE=cuda runs it on a GPU.
 DATA_DIR ?= data
 IMAGENETTE_DIR ?= $(DATA_DIR)

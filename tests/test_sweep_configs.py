@@ -148,6 +148,6 @@ def flatten(tree, prefix):
 
 @pytest.mark.parametrize("preset", ["best_mnist_gan", "best_mnist_vae"])
 def test_best_presets_repeat_the_first_seed_of_results(preset):
-    """`python train.py experiment=<best preset>` is seed 0 of RESULTS.md's three; seed=N still wins."""
+    """`python train.py experiment=<best preset>` is seed 0 of docs/results.md's three; seed=N still wins."""
     assert compose_train(f"experiment={preset}").seed == 0
     assert compose_train("sweep=mnist_best_vs_study", f"experiment={preset}", "seed=2").seed == 2
