@@ -12,7 +12,8 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 from PIL import Image
 
-from genlab.cache import load_or_build
+from genlab import cache as genlab_cache
+from genlab.cache import fingerprint, load_or_build
 from genlab.data import ImagenetteDataModule
 from genlab.data.base import random_hflip
 from genlab.data.config import data_settings
@@ -258,3 +259,28 @@ def test_only_mnist_has_the_digit_classifier(mnist_dir, imagenette_dir):
     assert not make_datamodule("imagenette", data_dir=imagenette_dir).has_digit_classifier
     with pytest.raises(ConfigError, match=r"data='cifar'.*choose one of \['imagenette', 'mnist'\]"):
         data_settings("cifar")
+
+
+def test_fingerprint_is_the_content_and_remembers_hashes_by_path_size_and_mtime(
+    tmp_path, monkeypatch, caplog
+):
+    data = write_fake_mnist(tmp_path / "data", n_train=10, n_test=5)
+    files = sorted((data / "MNIST" / "raw").iterdir())
+    cache, hashed = tmp_path / "cache", []
+    original = genlab_cache._sha256
+
+    def counting(path):
+        hashed.append(path)
+        return original(path)
+
+    monkeypatch.setattr(genlab_cache, "_sha256", counting)
+    first = fingerprint(data, files, cache)
+    assert len(hashed) == 4 and fingerprint(data, files, cache) == first and len(hashed) == 4  # remembered
+    copy = shutil.copytree(data, tmp_path / "copy")
+    assert fingerprint(copy, sorted((copy / "MNIST" / "raw").iterdir()), cache) == first and len(hashed) == 8
+    (cache / genlab_cache.FILE_HASHES).write_text("{half")  # a corrupt index: hashed again, then rewritten
+    assert fingerprint(data, files, cache) == first and "unreadable" in caplog.text and len(hashed) == 12
+    content = files[0].read_bytes()
+    files[0].write_bytes(content[:-1] + bytes([content[-1] ^ 1]))  # one byte changed, same size
+    os.utime(files[0], ns=(1, 1))
+    assert fingerprint(data, files, cache) != first

@@ -86,10 +86,14 @@ def resolve_sizes(cfg: DictConfig, n_reference: int, n_floor: int, n_test: int |
 
 
 def compare(
-    real: torch.Tensor, fake: torch.Tensor, cfg: DictConfig, kid_subset_size: int
+    real: torch.Tensor, fake: torch.Tensor, cfg: DictConfig, kid_subset_size: int | None = None
 ) -> dict[str, float]:
-    """FID, KID (mean, std), precision, recall, density, coverage of `fake` against `real` features."""
-    kid_mean, kid_std = distribution.kid(real, fake, cfg.kid.subsets, kid_subset_size, seed=cfg.seed)
+    """FID, KID (mean, std), precision, recall, density, coverage of `fake` against `real` features.
+
+    `kid_subset_size`: the one `resolve_sizes` chose, so the model and the floor use the same; None:
+    `cfg.kid.subset_size` (null: the default for these two sets)."""
+    subset_size = cfg.kid.subset_size if kid_subset_size is None else kid_subset_size
+    kid_mean, kid_std = distribution.kid(real, fake, cfg.kid.subsets, subset_size, seed=cfg.seed)
     return {
         "fid": distribution.fid(real, fake),
         "kid_mean": kid_mean,
