@@ -8,7 +8,7 @@ a GPU.
 (b) wall time of `python evaluate.py ckpt_path=... n_samples=2000` as a subprocess with this process's
 thread count, on a checkpoint that `python train.py model=vae data=mnist trainer.max_steps=50` writes in
 a temporary folder. Its reference features and digit classifier live in a persistent cache (evaluate.py's
-default, <mnist_dir>/genlab_cache, or `measure(cache_dir=...)`): only the first run builds them (cold),
+default, ~/.cache/genlab, or `measure(cache_dir=...)`): only the first run builds them (cold),
 later runs load them (warm). The results say which this run was; a cold run also gives the warm cost, its wall
 time less the cache builds that evaluate.py logged.
 
@@ -126,7 +126,7 @@ def measure_evaluate(mnist_dir: str, cache: Path | None, n_samples: int, quick: 
     with tempfile.TemporaryDirectory(prefix="genlab-bench-eval-") as tmp:
         if quick:
             cache = Path(tmp) / "cache"  # the tiny reference sets would only litter the real cache
-        cache = cache or default_cache_dir(mnist_dir)
+        cache = cache or default_cache_dir()
         run_dir = Path(tmp) / "train"
         train_s, _ = run_script(
             [

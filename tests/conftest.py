@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -20,9 +23,21 @@ from omegaconf import DictConfig, open_dict
 
 from genlab.resolvers import register_resolvers
 
+USER_CACHE = pytest.StashKey[Path]()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     register_resolvers()  # as train.py does before Hydra reads a config
+    # genlab's default cache folder is $XDG_CACHE_HOME/genlab: a temporary one, so no test writes into the
+    # real ~/.cache. Set here, before the test modules are imported, so environments they copy at import
+    # time, and every subprocess they start, have it too.
+    config.stash[USER_CACHE] = Path(tempfile.mkdtemp(prefix="genlab-test-xdg-"))
+    os.environ["XDG_CACHE_HOME"] = str(config.stash[USER_CACHE])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if USER_CACHE in config.stash:
+        shutil.rmtree(config.stash[USER_CACHE], ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 import inspect
 import os
+import shutil
 import urllib.error
 
 import pytest
@@ -9,8 +10,10 @@ import torch
 from helpers import CONF_DIR, make_datamodule, write_fake_imagenette, write_fake_mnist
 from hydra.utils import get_class
 from omegaconf import OmegaConf
+from PIL import Image
 
-from genlab.cache import load_or_build
+from genlab import cache as genlab_cache
+from genlab.cache import fingerprint, load_or_build
 from genlab.data import ImagenetteDataModule
 from genlab.data.base import random_hflip
 from genlab.data.config import data_settings
@@ -163,18 +166,35 @@ def test_imagenette_cache_built_once_reused_and_rebuilt_on_change(tmp_path, monk
     assert torch.equal(first.split_images("train"), second.split_images("train"))
     make_datamodule("imagenette", data_dir=root, image_size=24, cache_dir=str(cache)).setup("fit")
     assert decoded == ["train", "train"]  # another image size is another cache file
-    extra = next((root / "imagenette2-160" / "train").rglob("*.JPEG"))
-    os.utime(extra, ns=(1, 1))  # the source changed
+    image = next((root / "imagenette2-160" / "train").rglob("*.JPEG"))
+    os.utime(image, ns=(1, 1))  # touched, the same bytes: still the same data
+    make_datamodule("imagenette", data_dir=root, image_size=16, cache_dir=str(cache)).setup("fit")
+    assert decoded == ["train", "train"]
+    copy = shutil.copytree(root, tmp_path / "copy")  # the same files elsewhere, with new mtimes
+    make_datamodule("imagenette", data_dir=copy, image_size=16, cache_dir=str(cache)).setup("fit")
+    assert decoded == ["train", "train"]
+    Image.new("RGB", (64, 48), (10, 20, 30)).save(image, format="JPEG")  # the source's bytes changed
     make_datamodule("imagenette", data_dir=root, image_size=16, cache_dir=str(cache)).setup("fit")
     assert decoded == ["train", "train", "train"]
 
 
-def test_imagenette_default_cache_falls_back_when_data_dir_is_read_only(tmp_path, monkeypatch):
+def test_imagenette_default_cache_is_the_user_cache_and_a_read_only_data_dir_stays_unwritten(
+    tmp_path, monkeypatch
+):
     root = write_fake_imagenette(tmp_path / "data", n_train=1, n_val=1)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr("genlab.data.imagenette.os.access", lambda path, mode: False)
-    dm = make_datamodule("imagenette", data_dir=root, image_size=16)
-    assert dm._cache_file("train").is_relative_to(tmp_path / "xdg")
+    before = sorted(root.rglob("*"))
+    folders = [root, *(path for path in before if path.is_dir())]
+    for folder in folders:
+        folder.chmod(0o555)
+    try:
+        dm = make_datamodule("imagenette", data_dir=root, image_size=16)
+        dm.setup("fit")
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+    assert sorted(root.rglob("*")) == before
+    assert len(list((tmp_path / "xdg" / "genlab").glob("imagenette2-160_train_16px_*.pt"))) == 1
 
 
 def test_imagenette_missing_offline_names_path_and_fix(tmp_path):
@@ -239,3 +259,28 @@ def test_only_mnist_has_the_digit_classifier(mnist_dir, imagenette_dir):
     assert not make_datamodule("imagenette", data_dir=imagenette_dir).has_digit_classifier
     with pytest.raises(ConfigError, match=r"data='cifar'.*choose one of \['imagenette', 'mnist'\]"):
         data_settings("cifar")
+
+
+def test_fingerprint_is_the_content_and_remembers_hashes_by_path_size_and_mtime(
+    tmp_path, monkeypatch, caplog
+):
+    data = write_fake_mnist(tmp_path / "data", n_train=10, n_test=5)
+    files = sorted((data / "MNIST" / "raw").iterdir())
+    cache, hashed = tmp_path / "cache", []
+    original = genlab_cache._sha256
+
+    def counting(path):
+        hashed.append(path)
+        return original(path)
+
+    monkeypatch.setattr(genlab_cache, "_sha256", counting)
+    first = fingerprint(data, files, cache)
+    assert len(hashed) == 4 and fingerprint(data, files, cache) == first and len(hashed) == 4  # remembered
+    copy = shutil.copytree(data, tmp_path / "copy")
+    assert fingerprint(copy, sorted((copy / "MNIST" / "raw").iterdir()), cache) == first and len(hashed) == 8
+    (cache / genlab_cache.FILE_HASHES).write_text("{half")  # a corrupt index: hashed again, then rewritten
+    assert fingerprint(data, files, cache) == first and "unreadable" in caplog.text and len(hashed) == 12
+    content = files[0].read_bytes()
+    files[0].write_bytes(content[:-1] + bytes([content[-1] ^ 1]))  # one byte changed, same size
+    os.utime(files[0], ns=(1, 1))
+    assert fingerprint(data, files, cache) != first

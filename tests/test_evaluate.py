@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
-from helpers import SMALL_EVAL
+from helpers import SMALL_EVAL, write_fake_mnist
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -16,6 +17,7 @@ from PIL import Image
 
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.evaluate import evaluate, run
+from genlab.metrics import classifier
 from genlab.train import train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -120,8 +122,11 @@ def test_a_non_genlab_checkpoint_is_a_clear_error(eval_cfg, tmp_path, capsys):
 
 def test_bad_sizes_and_mismatched_data_are_clear_errors(make_cfg, eval_cfg, imagenette_dir):
     ckpt = trained_checkpoint(make_cfg)
+    # an explicit size is checked as given; the default (null) would scale down to the 8 samples
     with pytest.raises(ConfigError, match="kid.subset_size=1000 is invalid.*8 generated.*raise n_samples"):
-        evaluate(eval_cfg(f"ckpt_path={ckpt}", "n_samples=8"))
+        evaluate(eval_cfg(f"ckpt_path={ckpt}", "n_samples=8", "kid.subset_size=1000"))
+    with pytest.raises(ConfigError, match="vae.iwae_n_images=0 is invalid.*positive integer"):
+        evaluate(eval_cfg(f"ckpt_path={ckpt}", *SMALL_EVAL, "vae.iwae_n_images=0"))
     with pytest.raises(DataError, match=r"gives images \[3, 64, 64\].*\[1, 28, 28\]"):
         evaluate(
             eval_cfg(
@@ -131,3 +136,86 @@ def test_bad_sizes_and_mismatched_data_are_clear_errors(make_cfg, eval_cfg, imag
                 "data.image_size=64",
             )
         )
+
+
+class PooledPixels(torch.nn.Module):
+    """A stand-in for Inception that costs nothing: 4x4 average-pooled pixels; counts the images it saw."""
+
+    sha256 = "pooled-pixels"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.seen += len(images)
+        return torch.nn.functional.adaptive_avg_pool2d(images.float(), 4).flatten(1)
+
+
+@pytest.fixture
+def pooled_pixels(monkeypatch) -> PooledPixels:
+    extractor = PooledPixels()
+    monkeypatch.setattr("genlab.evaluate.shared_inception", lambda: extractor)
+    return extractor
+
+
+def test_default_sizes_scale_with_n_and_the_protocol_records_them(
+    make_cfg, eval_cfg, tmp_path, pooled_pixels
+):
+    ckpt = trained_checkpoint(make_cfg)
+    data = write_fake_mnist(tmp_path / "mnist", n_train=300, n_test=200)  # 250 train images after val
+    common = (f"ckpt_path={ckpt}", f"data.data_dir={data}", "classifier=false", "vae.iwae_k=2")
+    result = evaluate(eval_cfg(*common, "n_samples=200", "reference.n_images=200", "batch_size=100"))
+    protocol = result["protocol"]
+    assert protocol["kid"]["subset_size"] == 200 and protocol["nearest_k"] == 5
+    assert protocol["reference"]["n_images"] == 200 and protocol["n_samples"] == 200
+    # the VAE bounds: all 200 test images (n_test_images null), IWAE on min(1000, 200) of them
+    assert protocol["test_images"] == 200 and protocol["iwae_n_images"] == 200
+    assert isinstance(result["metrics"]["kid_mean"], float) and isinstance(result["metrics"]["iwae"], float)
+    # n is the smaller set; counts larger than the split are capped at it
+    result = evaluate(
+        eval_cfg(
+            *common, "n_samples=40", "reference.n_images=60", "vae.n_test_images=5000", "vae.iwae_n_images=30"
+        )
+    )
+    protocol = result["protocol"]
+    assert protocol["kid"]["subset_size"] == 40 and protocol["reference"]["n_images"] == 60
+    assert protocol["test_images"] == 200 and protocol["iwae_n_images"] == 30
+
+
+def test_caches_are_found_by_content_and_the_data_folder_is_never_written(
+    make_cfg, eval_cfg, tmp_path, monkeypatch, pooled_pixels
+):
+    ckpt = trained_checkpoint(make_cfg)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    data = write_fake_mnist(tmp_path / "data")
+    listing = {path: path.stat().st_mtime_ns for path in data.rglob("*")}
+    folders = [data, *(path for path in listing if path.is_dir())]
+    common = (f"ckpt_path={ckpt}", "cache_dir=null", *SMALL_EVAL)
+    for folder in folders:  # a read-only (shared) data folder
+        folder.chmod(0o555)
+    try:
+        evaluate(eval_cfg(*common, f"data.data_dir={data}"))
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+    assert {path: path.stat().st_mtime_ns for path in data.rglob("*")} == listing
+    cache = tmp_path / "xdg" / "genlab"
+    built = sorted(path.name for path in cache.iterdir())
+    assert len([name for name in built if name.startswith("reference_mnist_")]) == 2  # reference and floor
+    assert len([name for name in built if name.startswith("mnist_classifier_")]) == 2  # net and record
+
+    # The same files through per-file symlinks, and copied (new paths, new mtimes): nothing is rebuilt.
+    farm = tmp_path / "farm" / "MNIST" / "raw"
+    farm.mkdir(parents=True)
+    for file in (data / "MNIST" / "raw").iterdir():
+        (farm / file.name).symlink_to(file)
+    copy = shutil.copytree(data, tmp_path / "copy")
+    monkeypatch.setattr(classifier, "train_classifier", lambda *args, **kwargs: pytest.fail("retrained"))
+    for other in (farm.parents[1], copy):
+        seen = pooled_pixels.seen
+        result = evaluate(eval_cfg(*common, f"data.data_dir={other}"))
+        assert pooled_pixels.seen - seen == 6  # only the samples: the real features came from the cache
+        assert sorted(path.name for path in cache.iterdir()) == built
+        assert result["protocol"]["data_dir"] == str(other.resolve())
+        assert Path(result["protocol"]["reference"]["cache"]).parent == cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -209,7 +210,9 @@ def test_classifier_trains_on_fake_digits_and_is_cached(tmp_path, monkeypatch):
         "batch_size": 32,
     }
     net, record = classifier.load_or_train(datamodule, tmp_path, recipe)
-    assert (tmp_path / f"mnist_classifier_v{recipe['version']}_seed0.json").is_file()
+    (record_file,) = tmp_path.glob(f"mnist_classifier_v{recipe['version']}_seed0_*.json")
+    assert json.loads(record_file.read_text()) == record
+    assert record["data_fingerprint"] == datamodule.fingerprint(tmp_path)
     assert record["train_images"] == 250 and record["test_images"] == 100
     assert record["test_accuracy"] > 0.9
     monkeypatch.setattr(classifier, "train_classifier", lambda *args, **kwargs: pytest.fail("retrained"))

@@ -53,22 +53,47 @@ def sampling_weights(model, ema: bool) -> str:
     return "ema"
 
 
-def check_request(cfg: DictConfig, n_reference: int) -> None:
-    """Reject impossible sizes before minutes of feature extraction."""
+def _positive_or_null(cfg: DictConfig, key: str) -> None:
+    value = OmegaConf.select(cfg, key)
+    require(value is None or value >= 1, key, value, "must be a positive integer, or null for all of them")
+
+
+def resolve_sizes(cfg: DictConfig, n_reference: int, n_floor: int, n_test: int | None) -> dict[str, int]:
+    """The set sizes every metric uses, checked before minutes of feature extraction. A null default scales
+    with n (the smaller of the samples and the real sets): the KID subset is min(1000, n), and the VAE
+    bounds use at most the `n_test` images of the test split. Explicit values are checked as given."""
     require(cfg.n_samples >= 2, "n_samples", cfg.n_samples, "must be at least 2 (FID needs a covariance)")
     require(cfg.nearest_k >= 1, "nearest_k", cfg.nearest_k, "must be a positive integer (5 is standard)")
-    distribution.check_kid_subset_size(cfg.kid.subset_size, n_reference, cfg.n_samples, key="kid.subset_size")
+    n_real = min(n_reference, n_floor)
+    sizes = {
+        "kid_subset_size": distribution.kid_subset_size(
+            cfg.kid.subset_size, n_real, cfg.n_samples, key="kid.subset_size"
+        )
+    }
     require(
-        cfg.nearest_k < min(cfg.n_samples, n_reference),
+        cfg.nearest_k < min(cfg.n_samples, n_real),
         "nearest_k",
         cfg.nearest_k,
-        f"must be smaller than n_samples={cfg.n_samples} and the reference size {n_reference}",
+        f"must be smaller than n_samples={cfg.n_samples} and the real sets' size {n_real}",
     )
+    if n_test is not None:
+        _positive_or_null(cfg, "vae.n_test_images")
+        _positive_or_null(cfg, "vae.iwae_n_images")
+        require(cfg.vae.iwae_k >= 1, "vae.iwae_k", cfg.vae.iwae_k, "must be a positive integer")
+        sizes["test_images"] = min(cfg.vae.n_test_images or n_test, n_test)
+        sizes["iwae_n_images"] = min(cfg.vae.iwae_n_images or n_test, sizes["test_images"])
+    return sizes
 
 
-def compare(real: torch.Tensor, fake: torch.Tensor, cfg: DictConfig) -> dict[str, float]:
-    """FID, KID (mean, std), precision, recall, density, coverage of `fake` against `real` features."""
-    kid_mean, kid_std = distribution.kid(real, fake, cfg.kid.subsets, cfg.kid.subset_size, seed=cfg.seed)
+def compare(
+    real: torch.Tensor, fake: torch.Tensor, cfg: DictConfig, kid_subset_size: int | None = None
+) -> dict[str, float]:
+    """FID, KID (mean, std), precision, recall, density, coverage of `fake` against `real` features.
+
+    `kid_subset_size`: the one `resolve_sizes` chose, so the model and the floor use the same; None:
+    `cfg.kid.subset_size` (null: the default for these two sets)."""
+    subset_size = cfg.kid.subset_size if kid_subset_size is None else kid_subset_size
+    kid_mean, kid_std = distribution.kid(real, fake, cfg.kid.subsets, subset_size, seed=cfg.seed)
     return {
         "fid": distribution.fid(real, fake),
         "kid_mean": kid_mean,
@@ -96,14 +121,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     split = cfg.reference.split
     require(split in ("train", "val", "test"), "reference.split", split, "choose train, val or test")
     n_reference = min(cfg.reference.n_images or cfg.n_samples, len(datamodule.split_images(split)))
-    check_request(cfg, n_reference)
+    floor_split = "train" if split != "train" else "val"
+    n_floor = min(n_reference, len(datamodule.split_images(floor_split)))
+    n_test = len(datamodule.split_images("test")) if model.has_likelihood else None
+    sizes = resolve_sizes(cfg, n_reference, n_floor, n_test)
 
     extractor = shared_inception()
-    cache = cache_dir(datamodule.data_dir, cfg.cache_dir)
+    # evaluate's cache_dir, else the data module's (data.cache_dir), else the user's cache folder
+    cache = cache_dir(cfg.cache_dir or getattr(datamodule, "cache_dir", None))
     real, reference = reference_features(
         datamodule, split, n_reference, extractor, cache, cfg.reference.seed, cfg.batch_size
     )
-    floor_split = "train" if split != "train" else "val"
     floor_real, _ = reference_features(
         datamodule, floor_split, n_reference, extractor, cache, cfg.reference.seed + 1, cfg.batch_size
     )
@@ -120,8 +148,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         cfg.batch_size,
     )
 
-    metrics: dict[str, Any] = compare(real, fake, cfg)
-    metrics["real_floor"] = compare(real, floor_real, cfg)
+    metrics: dict[str, Any] = compare(real, fake, cfg, sizes["kid_subset_size"])
+    metrics["real_floor"] = compare(real, floor_real, cfg, sizes["kid_subset_size"])
     if datamodule.has_digit_classifier and cfg.classifier:
         net, info = classifier.load_or_train(datamodule, cache)
         histogram, entropy = classifier.class_histogram(classifier.predict(net, samples))
@@ -136,11 +164,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         metrics["classifier_test_accuracy"] = info["test_accuracy"]
     if model.has_likelihood:
         test = datamodule.split_images("test")
-        test = test[subset_indices(len(test), cfg.vae.n_test_images, cfg.seed)]
+        test = test[subset_indices(len(test), sizes["test_images"], cfg.seed)]
         test_images = datamodule.to_model_range(test)
         metrics.update(
             likelihood_scores(
-                model, test_images, test_images[: cfg.vae.iwae_n_images], cfg.vae.iwae_k, seed=cfg.seed
+                model, test_images, test_images[: sizes["iwae_n_images"]], cfg.vae.iwae_k, seed=cfg.seed
             )
         )
     result = {
@@ -157,19 +185,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "seed": cfg.seed,
             "batch_size": cfg.batch_size,
             "reference": {key: value for key, value in reference.items() if key != "feature_net_sha256"},
-            "real_floor": f"{n_reference} {floor_split} images vs the same reference",
+            "real_floor": f"{len(floor_real)} {floor_split} images vs the same reference",
             "feature_net": FEATURE_NET,
             "feature_net_sha256": extractor.sha256,
             "resize": f"bilinear to {INPUT_SIZE}x{INPUT_SIZE}",
             "preprocessing": PREPROCESSING,
-            "kid": {"subsets": cfg.kid.subsets, "subset_size": cfg.kid.subset_size, "seed": cfg.seed},
+            "kid": {"subsets": cfg.kid.subsets, "subset_size": sizes["kid_subset_size"], "seed": cfg.seed},
             "nearest_k": cfg.nearest_k,
             **(
                 {
                     "likelihood": cast(Any, model).likelihood.description,
                     "iwae_k": cfg.vae.iwae_k,
-                    "iwae_n_images": min(cfg.vae.iwae_n_images, len(test)),
-                    "test_images": len(test),
+                    "iwae_n_images": sizes["iwae_n_images"],
+                    "test_images": sizes["test_images"],
                 }
                 if model.has_likelihood
                 else {}

@@ -24,24 +24,23 @@ class FIDCallback(L.Callback):
         self,
         every_n_epochs: int = 5,
         n_samples: int = 256,
-        kid_subset_size: int = 100,
+        kid_subset_size: int | None = None,
         batch_size: int = 200,
         seed: int = 0,
     ) -> None:
         require(every_n_epochs >= 1, "callbacks.fid.every_n_epochs", every_n_epochs, "must be >= 1")
         require(n_samples >= 2, "callbacks.fid.n_samples", n_samples, "must be >= 2 (FID needs a covariance)")
-        require(
-            1 <= kid_subset_size <= n_samples,
-            "callbacks.fid.kid_subset_size",
-            kid_subset_size,
-            f"must be between 1 and n_samples={n_samples}",
-        )
+        if kid_subset_size is not None:
+            distribution.check_kid_subset_size(
+                kid_subset_size, n_samples, n_samples, key="callbacks.fid.kid_subset_size"
+            )
         self.every_n_epochs = every_n_epochs
         self.n_samples = n_samples
         self.kid_subset_size = kid_subset_size
         self.batch_size = batch_size
         self.seed = seed
         self._real: torch.Tensor | None = None  # the validation images' Inception features, computed once
+        self._kid_subset_size = kid_subset_size  # resolved against the validation images used
 
     def _real_features(self, trainer: L.Trainer) -> torch.Tensor:
         datamodule = trainer_datamodule(trainer)
@@ -52,11 +51,9 @@ class FIDCallback(L.Callback):
             )
         real = datamodule.split_images("val")
         n = min(self.n_samples, len(real))
-        require(
-            self.kid_subset_size <= n,
-            "callbacks.fid.kid_subset_size",
-            self.kid_subset_size,
-            f"must be <= the {n} validation images used",
+        # null: min(1000, n), as evaluate.py's kid.subset_size
+        self._kid_subset_size = distribution.kid_subset_size(
+            self.kid_subset_size, n, self.n_samples, key="callbacks.fid.kid_subset_size"
         )
         index = torch.randperm(len(real), generator=torch.Generator().manual_seed(self.seed))[:n]
         return extract_features(real[index], shared_inception(), self.batch_size)
@@ -70,7 +67,7 @@ class FIDCallback(L.Callback):
         images = sample_uint8(pl_module, self.n_samples, generator, self.batch_size)
         fake = extract_features(images, shared_inception(), self.batch_size)
         # evaluate.py's metrics; KID's subsets are seeded, and the run's RNG stream is untouched.
-        kid_mean, _ = distribution.kid(self._real, fake, subset_size=self.kid_subset_size, seed=self.seed)
+        kid_mean, _ = distribution.kid(self._real, fake, subset_size=self._kid_subset_size, seed=self.seed)
         # Every DDP rank draws the same seeded samples; sync_dist keeps the logged values one by construction.
         pl_module.log("val/fid", distribution.fid(self._real, fake), on_epoch=True, sync_dist=True)
         pl_module.log("val/kid", kid_mean, on_epoch=True, sync_dist=True)

@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
+from genlab.cache import fingerprint
 from genlab.errors import ConfigError, require
 
 
@@ -248,6 +249,7 @@ class ImageDataModule(L.LightningDataModule):
         self.device = device
         self.splits: dict[str, UInt8ImageDataset] = {}
         self._on_device: dict[str, UInt8ImageDataset] = {}  # the loaders' copies on the training GPU
+        self._fingerprint: str | None = None
 
     # LightningDataModule declares `name` as a plain attribute (None), which Lightning itself never sets.
     @property
@@ -262,6 +264,17 @@ class ImageDataModule(L.LightningDataModule):
     def check_available(self) -> None:
         """Raise a DataError now, before any model is built, if the data is missing and not downloaded."""
         raise NotImplementedError
+
+    def source_files(self) -> list[Path]:
+        """The files below `data_dir` the data is read from: their content keys the caches built from it."""
+        raise NotImplementedError
+
+    def fingerprint(self, cache: Path) -> str:
+        """The content fingerprint of `source_files` (`genlab.cache.fingerprint`): one value for the same
+        data on any path, so caches found through a symlink or a copy are reused."""
+        if self._fingerprint is None:
+            self._fingerprint = fingerprint(self.data_dir, self.source_files(), cache)
+        return self._fingerprint
 
     def split_images(self, split: str) -> torch.Tensor:
         """All uint8 images of `split` ("train", "val" or "test"), loading the data if needed."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -14,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.datasets import Imagenette
 from torchvision.transforms.v2 import functional as F
 
-from genlab.cache import cache_dir, load_or_build
+from genlab.cache import cache_dir, fingerprint, load_or_build
 from genlab.data.base import ImageDataModule, UInt8ImageDataset
 from genlab.errors import DataError, one_line, require
 
@@ -33,15 +32,6 @@ def load_image(path: str, image_size: int) -> torch.Tensor:
         raise DataError(f"cannot decode image {path}: {error}. Delete or replace the file.") from error
     image = F.resize(image, [image_size], antialias=True)
     return F.center_crop(image, [image_size, image_size])
-
-
-def source_fingerprint(folder: Path) -> str:
-    """A hash of every file's relative path, size and mtime below `folder`: changes when the data does."""
-    digest = hashlib.sha1()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        stat = path.stat()
-        digest.update(f"{path.relative_to(folder)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
 
 
 class ImagenetteDataModule(ImageDataModule):
@@ -111,8 +101,17 @@ class ImagenetteDataModule(ImageDataModule):
         if stage in (None, "test", "predict") and "test" not in self.splits:
             self.splits["test"] = UInt8ImageDataset(*self._load("val"))
 
-    def _cache_file(self, split: str) -> Path:
-        return cache_dir(self.data_dir, self.cache_dir) / f"{SIZES[self.size]}_{split}_{self.image_size}px.pt"
+    def _split_files(self, split: str) -> list[Path]:
+        return [path for path in (self.root / split).rglob("*") if path.is_file()]
+
+    def source_files(self) -> list[Path]:
+        return self._split_files("train") + self._split_files("val")
+
+    def _cache_file(self, split: str, source: str) -> Path:
+        """The decoded `split` of the data whose fingerprint is `source`: data on other paths shares it, other
+        data (another copy, the tests' fakes) gets its own file."""
+        name = f"{SIZES[self.size]}_{split}_{self.image_size}px_{source[:16]}.pt"
+        return cache_dir(self.cache_dir) / name
 
     def _missing_error(self, split: str) -> None:
         """A DataError naming the expected folder when `split` is missing and download is off."""
@@ -142,8 +141,9 @@ class ImagenetteDataModule(ImageDataModule):
         if not folder.is_dir():
             self._missing_error(split)
             self._download(split)
-        key = {"format": CACHE_FORMAT, "fingerprint": source_fingerprint(folder)}
-        cached = load_or_build(self._cache_file(split), key, lambda: self._decode(split))
+        source = fingerprint(folder, self._split_files(split), cache_dir(self.cache_dir))
+        key = {"format": CACHE_FORMAT, "fingerprint": source}
+        cached = load_or_build(self._cache_file(split, source), key, lambda: self._decode(split))
         return cached["images"], cached["labels"]
 
     def _decode(self, split: str) -> dict[str, torch.Tensor]:

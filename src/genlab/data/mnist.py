@@ -86,6 +86,9 @@ class MNISTDataModule(ImageDataModule):
     def raw_dir(self) -> Path:
         return self.data_dir / "MNIST" / "raw"
 
+    def source_files(self) -> list[Path]:
+        return [self.raw_dir / name for name in IDX_FILES]
+
     def check_available(self) -> None:
         if self._missing_error():
             self._download()  # now, before any model is built: offline, this fails in seconds

@@ -1,4 +1,4 @@
-"""The MNIST digit classifier: a genlab ConvEncoder trained once (seeded), cached beside the data.
+"""The MNIST digit classifier: a genlab ConvEncoder trained once (seeded) per MNIST content, and cached.
 
 It checks mode coverage: the histogram of the classes it predicts for generated digits, and its entropy
 (log 10 = 2.303 nats when all ten digits are equally frequent).
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.atomic import atomic_write
 from genlab.cache import load_or_build
 from genlab.errors import GenlabError
 from genlab.nets.conv import ConvEncoder
@@ -99,13 +100,15 @@ MAX_ENTROPY = math.log(NUM_CLASSES)
 
 
 def load_or_train(datamodule, cache_dir: Path, recipe: dict = RECIPE) -> tuple[nn.Module, dict]:
-    """The cached classifier for this MNIST copy, training (and caching) it on the first call.
+    """The cached classifier for this MNIST content (any path to the same files), training (and caching) it on
+    the first call.
 
-    Returns the net and its record (recipe, test accuracy), which also lies beside it as JSON.
+    Returns the net and its record (recipe, data fingerprint, test accuracy), also saved beside it as JSON.
     """
     if tuple(datamodule.image_shape) != (1, 28, 28):
         raise GenlabError(f"the digit classifier is for MNIST (1x28x28), not {datamodule.image_shape}")
-    name = f"mnist_classifier_v{recipe['version']}_seed{recipe['seed']}"
+    data_fingerprint = datamodule.fingerprint(cache_dir)
+    name = f"mnist_classifier_v{recipe['version']}_seed{recipe['seed']}_{data_fingerprint[:16]}"
     path, record_path = cache_dir / f"{name}.pt", cache_dir / f"{name}.json"
 
     def build() -> dict:
@@ -114,6 +117,7 @@ def load_or_train(datamodule, cache_dir: Path, recipe: dict = RECIPE) -> tuple[n
         test_images, test_labels = datamodule.split_images("test"), datamodule.splits["test"].labels
         record = {
             "recipe": recipe,
+            "data_fingerprint": data_fingerprint,
             "train_images": len(train_images),
             "test_images": len(test_images),
             "test_accuracy": accuracy(net, test_images, test_labels),
@@ -122,11 +126,10 @@ def load_or_train(datamodule, cache_dir: Path, recipe: dict = RECIPE) -> tuple[n
             f"digit classifier: test accuracy {record['test_accuracy']:.4f} on {len(test_images)} test "
             f"images -> {path}"
         )
-        record_path.parent.mkdir(parents=True, exist_ok=True)
-        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write(record_path, lambda partial: partial.write_text(json.dumps(record, indent=2) + "\n"))
         return {"state_dict": net.state_dict(), "record": record}
 
-    cached = load_or_build(path, recipe, build)
+    cached = load_or_build(path, {"recipe": recipe, "data_fingerprint": data_fingerprint}, build)
     net = build_classifier(recipe)
     net.load_state_dict(cached["state_dict"])
     return net.eval(), cached["record"]

@@ -24,6 +24,10 @@ class PrecomputedFeatures(nn.Module):
         return features
 
 
+#: KID's usual subset size: the default, or every image of a smaller set (`kid_subset_size`)
+KID_SUBSET_SIZE = 1000
+
+
 def check_kid_subset_size(subset_size: int, n_real: int, n_fake: int, key: str = "kid_subset_size") -> None:
     """KID draws subsets of `subset_size` from both sets: neither may be smaller."""
     require(
@@ -33,6 +37,17 @@ def check_kid_subset_size(subset_size: int, n_real: int, n_fake: int, key: str =
         f"must be between 1 and the smaller set's size ({n_real} real, {n_fake} generated images): lower "
         f"{key} or raise n_samples",
     )
+
+
+def kid_subset_size(subset_size: int | None, n_real: int, n_fake: int, key: str = "kid_subset_size") -> int:
+    """The KID subset size to use: `subset_size` when given (checked), else min(KID_SUBSET_SIZE, both sets),
+    so a default scales down with n instead of failing."""
+    if subset_size is None:
+        size = min(KID_SUBSET_SIZE, n_real, n_fake)
+        require(size > 0, key, subset_size, f"needs images in both sets ({n_real} real, {n_fake} generated)")
+        return size
+    check_kid_subset_size(subset_size, n_real, n_fake, key)
+    return subset_size
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
@@ -55,10 +70,11 @@ def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
 
 
 def kid(
-    real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+    real: torch.Tensor, fake: torch.Tensor, subsets: int = 100, subset_size: int | None = None, seed: int = 0
 ) -> tuple[float, float]:
-    """Kernel Inception Distance (cubic polynomial MMD^2): mean and std over `subsets` random subsets."""
-    check_kid_subset_size(subset_size, len(real), len(fake))
+    """Kernel Inception Distance (cubic polynomial MMD^2): mean and std over `subsets` random subsets of
+    `subset_size` (None: `kid_subset_size`'s default)."""
+    subset_size = kid_subset_size(subset_size, len(real), len(fake))
     with warnings.catch_warnings():  # it warns that it keeps every feature: these few thousand are the point
         warnings.simplefilter("ignore", UserWarning)
         metric = KernelInceptionDistance(

@@ -1,4 +1,5 @@
-"""Inception features of real images, computed once per (dataset, split, size, feature net, preprocessing)."""
+"""Inception features of real images, computed once per (data content, split, size, feature net,
+preprocessing)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,14 @@ def subset_indices(n_total: int, n: int | None, seed: int) -> torch.Tensor:
     return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
 
 
-def reference_key(datamodule: ImageDataModule, split: str, n: int, seed: int, feature_hash: str) -> dict:
-    """Everything the reference features depend on; a change of any of these recomputes them."""
+def reference_key(
+    datamodule: ImageDataModule, split: str, n: int, seed: int, feature_hash: str, data_fingerprint: str
+) -> dict:
+    """Everything the reference features depend on; a change of any of these recomputes them. The data is
+    named by its content (`ImageDataModule.fingerprint`), not its path: a symlink or a copy reuses them."""
     return {
         "dataset": datamodule.name,
+        "data_fingerprint": data_fingerprint,
         "split": split,
         "split_seed": datamodule.split_seed if split in ("train", "val") else None,
         "image_shape": list(datamodule.image_shape),
@@ -40,21 +45,20 @@ def reference_features(
     split: str,
     n: int | None,
     extractor: nn.Module,
-    cache_dir: Path | None,
+    cache_dir: Path,
     seed: int,
     batch_size: int,
 ) -> tuple[torch.Tensor, dict]:
     """Features [n, 2048] of a fixed subset of real `split` images, loaded from or written to `cache_dir`."""
     images = datamodule.split_images(split)
     index = subset_indices(len(images), n, seed)
-    key = reference_key(
-        datamodule, split, len(index), seed, getattr(extractor, "sha256", type(extractor).__name__)
-    )
+    feature_hash = getattr(extractor, "sha256", type(extractor).__name__)
+    key = reference_key(datamodule, split, len(index), seed, feature_hash, datamodule.fingerprint(cache_dir))
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = cache_dir / f"reference_{key['dataset']}_{split}_{len(index)}_{digest}.pt" if cache_dir else None
+    path = cache_dir / f"reference_{key['dataset']}_{split}_{len(index)}_{digest}.pt"
     features = load_or_build(
         path,
         key,
         lambda: extract_features(images[index], extractor, batch_size, progress=f"real {split} features"),
     )
-    return features, {**key, "cache": str(path) if path else None}
+    return features, {**key, "cache": str(path)}
