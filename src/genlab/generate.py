@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -12,6 +13,7 @@ from omegaconf import DictConfig
 from genlab import run_dir
 from genlab.checkpoints import checkpoint_datamodule, load_model
 from genlab.errors import ConfigError, exits_on_error, require
+from genlab.mappings import as_dict
 from genlab.modes import sampling_mode
 from genlab.pictures.grids import (
     fixed_latents,
@@ -24,6 +26,21 @@ from genlab.pictures.images import image_grid, save_grid
 
 log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
+#: keys spelled as the other entry points spell them, and the spelling Hydra would reject as `not in struct`
+SPELLINGS = {"data_dir": "data.data_dir"}
+
+
+def check_spelling(argv: Sequence[str]) -> None:
+    """Stop at `data_dir=DIR` with the key to write (`data.data_dir`, as in train.py and evaluate.py), where
+    Hydra would only say `Key 'data_dir' is not in struct`."""
+    for arg in argv:
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if key in SPELLINGS:
+            raise SystemExit(
+                f"error: generate.py has no key {key}: write {SPELLINGS[key]}={value} (the same name as in "
+                "train.py and evaluate.py)"
+            )
 
 
 def pick_device(device: str) -> torch.device:
@@ -68,8 +85,8 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         )
         z0, z1 = fixed_latents(model, 2 * cfg.pairs, cfg.seed).chunk(2)
         write("interpolation", interpolation_images(model, z0, z1, cfg.steps, cfg.mode), cfg.steps)
-        if cfg.data_dir and model.can_encode:
-            datamodule = checkpoint_datamodule(cfg.ckpt_path, model, {"data_dir": cfg.data_dir})
+        if cfg.data.data_dir and model.can_encode:
+            datamodule = checkpoint_datamodule(cfg.ckpt_path, model, as_dict(cfg.data, resolve=False))
             datamodule.check_available()
             n_real = max(2 * cfg.real_pairs, cfg.n_reconstructions)
             real = datamodule.to_model_range(datamodule.split_images("test")[:n_real])
@@ -81,7 +98,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
             real = real[: cfg.n_reconstructions]
             if len(real):
                 write("reconstructions", reconstruction_images(model, real, 8), min(8, len(real)))
-        elif cfg.data_dir:
+        elif cfg.data.data_dir:
             log.info("%s has no encoder: no reconstructions", type(model).__name__)
     for name, path in written.items():
         print(f"{name}: {path}")
