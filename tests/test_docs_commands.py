@@ -24,6 +24,8 @@ import pytest
 from helpers import ROOT, SMALL_EVAL, write_fake_imagenette, write_fake_mnist
 from omegaconf import OmegaConf
 
+from genlab import run_dir
+
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: code blocks read as shell (an untagged block holds shell commands too, or none: a file tree)
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console", ""}
@@ -360,6 +362,12 @@ def test_documented_command_runs(command: Command, workspace, request, one_threa
         run_tensorboard(text, workspace)
         return
     check(shell(text, workspace), f"{command.id}: {text}")
+    sweep_dir = re.search(r"/train\.py -m .*hydra\.sweep\.dir=(\S+)", text)
+    if sweep_dir and "hparams_search=" not in text:  # a sweep isolates failures: each job must have finished
+        folder = workspace / sweep_dir.group(1)
+        jobs = [p.parent.parent for p in folder.glob(f"*/{run_dir.HYDRA}/{run_dir.HYDRA_OVERRIDES}")]
+        unfinished = [job.name for job in jobs if not (job / run_dir.FINISHED).is_file()]
+        assert jobs and not unfinished, f"{command.id}: jobs {unfinished} of {folder} did not finish: {text}"
 
 
 def test_the_docs_show_commands_and_every_mark_is_used():
