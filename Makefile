@@ -10,6 +10,8 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 DATA_DIR ?= data
 IMAGENETTE_DIR ?= $(DATA_DIR)
 DEVICE ?= cpu
+# The port `make tensorboard` serves on.
+TENSORBOARD_PORT ?= 6006
 
 .PHONY: help install test test-slow bench gpu-check lint format tensorboard report results-tables clean
 
@@ -40,8 +42,9 @@ lint:  ## ruff check, then mypy (configured in pyproject.toml)
 format:  ## ruff format and fix
 	$(PY) -m ruff format . && $(PY) -m ruff check --fix .
 
-tensorboard:  ## open TensorBoard on every run under outputs/
-	$(VENV)/bin/tensorboard --logdir outputs
+tensorboard:  ## TensorBoard on every run under outputs/, at http://localhost:6006 (TENSORBOARD_PORT=...)
+	@echo "TensorBoard at http://localhost:$(TENSORBOARD_PORT) (Ctrl-C stops it)"
+	$(VENV)/bin/tensorboard --logdir outputs --port $(TENSORBOARD_PORT)
 
 report:  ## write the VAE-vs-GAN report of a sweep: make report SWEEP=outputs/vae_vs_gan/multiruns/<time>
 	@test -n "$(SWEEP)" || { echo "usage: make report SWEEP=<sweep dir>"; exit 2; }

@@ -1,7 +1,11 @@
 """Pictures from a trained checkpoint: `python generate.py ckpt_path=.../last.ckpt n=64 out=DIR`."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
+
+from genlab.cli import check_spelling
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
@@ -12,4 +16,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_spelling(sys.argv[1:])
     main()

@@ -45,7 +45,7 @@ def test_vae_checkpoint_with_data(make_cfg, mnist_dir, tmp_path):
     ckpt = checkpoint(make_cfg, "vae")
     out = tmp_path / "pictures"
     written = generate(
-        generate_cfg(f"ckpt_path={ckpt}", f"out={out}", "n=16", f"data_dir={mnist_dir}", "device=cpu")
+        generate_cfg(f"ckpt_path={ckpt}", f"out={out}", "n=16", f"data.data_dir={mnist_dir}", "device=cpu")
     )
     assert set(written) == {"samples", "interpolation", "interpolation_real", "reconstructions"}
     assert size(out / "samples.png") == (4 * 30 + 2, 4 * 30 + 2)  # 16 images: 4x4

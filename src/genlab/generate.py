@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from genlab import run_dir
 from genlab.checkpoints import checkpoint_datamodule, load_model
 from genlab.errors import ConfigError, exits_on_error, require
+from genlab.mappings import as_dict
 from genlab.modes import sampling_mode
 from genlab.pictures.grids import (
     fixed_latents,
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
 
 
+#: keys spelled as the other entry points spell them, and the spelling Hydra would reject as `not in struct`
 def pick_device(device: str) -> torch.device:
     """`auto` -> cuda when available, else cpu; `cuda` without a GPU is an error that says so."""
     require(device in DEVICES, "device", device, f"choose one of {DEVICES}")
@@ -68,8 +70,8 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         )
         z0, z1 = fixed_latents(model, 2 * cfg.pairs, cfg.seed).chunk(2)
         write("interpolation", interpolation_images(model, z0, z1, cfg.steps, cfg.mode), cfg.steps)
-        if cfg.data_dir and model.can_encode:
-            datamodule = checkpoint_datamodule(cfg.ckpt_path, model, {"data_dir": cfg.data_dir})
+        if cfg.data.data_dir and model.can_encode:
+            datamodule = checkpoint_datamodule(cfg.ckpt_path, model, as_dict(cfg.data, resolve=False))
             datamodule.check_available()
             n_real = max(2 * cfg.real_pairs, cfg.n_reconstructions)
             real = datamodule.to_model_range(datamodule.split_images("test")[:n_real])
@@ -81,7 +83,7 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
             real = real[: cfg.n_reconstructions]
             if len(real):
                 write("reconstructions", reconstruction_images(model, real, 8), min(8, len(real)))
-        elif cfg.data_dir:
+        elif cfg.data.data_dir:
             log.info("%s has no encoder: no reconstructions", type(model).__name__)
     for name, path in written.items():
         print(f"{name}: {path}")
