@@ -4,6 +4,7 @@ import hydra
 from omegaconf import DictConfig
 
 from genlab.generate import run
+from genlab.overrides import check_overrides
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
@@ -12,4 +13,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides("generate")
     main()

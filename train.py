@@ -5,6 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from genlab.overrides import check_overrides
 from genlab.resolvers import register_resolvers
 from genlab.train import multirun_as_override, run
 
@@ -17,4 +18,5 @@ def main(cfg: DictConfig) -> dict[str, float] | float:
 if __name__ == "__main__":
     register_resolvers()
     sys.argv = multirun_as_override(sys.argv)
+    check_overrides("train")
     main()
