@@ -66,7 +66,11 @@ def nearest_keys(key: str, keys: Sequence[str], n: int = 3) -> list[str]:
         return candidate.split(".")[0] != top, -difflib.SequenceMatcher(None, key, candidate).ratio()
 
     same_last = sorted((k for k in keys if k.rsplit(".", 1)[-1] == last), key=likeness)
-    alike = difflib.get_close_matches(key, keys, n=n, cutoff=0.8)
+    def last_ratio(candidate: str) -> float:
+        return difflib.SequenceMatcher(None, last, candidate.rsplit(".", 1)[-1]).ratio()
+
+    # a shared path makes any two keys look alike: their last components must be alike too
+    alike = [k for k in difflib.get_close_matches(key, keys, n=n, cutoff=0.8) if last_ratio(k) >= 0.5]
     lasts = {k.rsplit(".", 1)[-1] for k in keys}
     close_lasts = set(difflib.get_close_matches(last, lasts, n=n, cutoff=0.75))
     last_alike = sorted((k for k in keys if k.rsplit(".", 1)[-1] in close_lasts), key=likeness)
