@@ -19,6 +19,8 @@ from genlab.instantiate import build, check_types
 from genlab.overrides import check_command_line, nearest_keys, split_command_line
 from genlab.train import RUN_KEYS, train
 
+SEED_ERROR = "seed=[1, 2] is invalid: expected an integer; to run one job per value: -m seed=1,2"
+
 
 def script(name: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     """A root script of this tree (its own src first on the path), run as a user would."""
@@ -64,7 +66,8 @@ def test_suggestions_take_the_value_and_never_add_keys():
 
 
 def test_evaluate_and_generate_overrides_are_checked_too():
-    assert error_of("eval", "ckpt_path=x", "n_sample=10").endswith("did you mean n_samples? Fix: n_samples=10")
+    message = error_of("eval", "ckpt_path=x", "n_sample=10")
+    assert message.endswith("did you mean n_samples? Fix: n_samples=10")
     assert error_of("generate", "step=5").endswith("did you mean steps? Fix: steps=5")
 
 
@@ -121,8 +124,9 @@ def test_an_added_model_key_names_the_valid_one(make_cfg, one_thread):
 def test_run_keys_are_typed():
     with pytest.raises(ConfigError) as error:
         check_types(OmegaConf.create({"seed": [1, 2], "trainer": {"max_epochs": 1}}), RUN_KEYS)
-    assert str(error.value) == "seed=[1, 2] is invalid: expected an integer; to run one job per value: -m seed=1,2"
-    with pytest.raises(ConfigError, match=r"^trainer.max_epochs='2' is invalid: expected an integer or null$"):
+    assert str(error.value) == SEED_ERROR
+    expected = r"^trainer.max_epochs='2' is invalid: expected an integer or null$"
+    with pytest.raises(ConfigError, match=expected):
         check_types(OmegaConf.create({"seed": 1, "trainer": {"max_epochs": "2"}}), RUN_KEYS)
 
 
@@ -133,7 +137,7 @@ def test_a_sweep_job_with_a_bad_value_records_its_key(mnist_dir, tmp_path):
         "train.py", "-m", "seed=[1,2]", f"data.data_dir={mnist_dir}", f"hydra.sweep.dir={sweep}", cwd=tmp_path
     )
     failure = json.loads(run_dir.failure_file(sweep / "0").read_text())
-    assert failure["reason"] == "seed=[1, 2] is invalid: expected an integer; to run one job per value: -m seed=1,2"
+    assert failure["reason"] == SEED_ERROR
     assert result.returncode in (0, 1)  # the sweep's exit code is the launcher's business
 
 

@@ -66,6 +66,7 @@ def nearest_keys(key: str, keys: Sequence[str], n: int = 3) -> list[str]:
         return candidate.split(".")[0] != top, -difflib.SequenceMatcher(None, key, candidate).ratio()
 
     same_last = sorted((k for k in keys if k.rsplit(".", 1)[-1] == last), key=likeness)
+
     def last_ratio(candidate: str) -> float:
         return difflib.SequenceMatcher(None, last, candidate.rsplit(".", 1)[-1]).ratio()
 
