@@ -3,6 +3,8 @@
 import hydra
 from omegaconf import DictConfig
 
+from genlab.overrides import check_overrides
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
@@ -12,4 +14,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_overrides("eval")
     main()

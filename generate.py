@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from genlab.cli import check_spelling
+from genlab.overrides import check_overrides
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="generate")
@@ -17,4 +18,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     check_spelling(sys.argv[1:])
+    check_overrides("generate")
     main()

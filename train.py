@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from genlab.cli import multirun_as_override
+from genlab.overrides import check_overrides
 from genlab.resolvers import register_resolvers
 
 
@@ -19,4 +20,5 @@ def main(cfg: DictConfig) -> dict[str, float] | float:
 if __name__ == "__main__":
     register_resolvers()
     sys.argv = multirun_as_override(sys.argv)
+    check_overrides("train")
     main()

@@ -183,3 +183,14 @@ def test_long_curves_are_smoothed_like_tensorboard(tmp_path):
     assert raw.get_alpha() < 0.5 and raw.get_label().startswith("_")  # unlabelled: not in the legend
     assert smooth.get_label() == "0: seed=0" and smooth.get_color() == raw.get_color()
     assert np.std(smooth.get_ydata()[100:]) < 0.3 * np.std(noisy)  # a 20-batch mean: ~0.22
+
+
+def test_a_missing_picture_of_failed_runs_says_they_failed(tmp_path):
+    """Runs that failed have no sample grid because they failed, not because a callback was off."""
+    write_fake_run(tmp_path / "0", "vae", "mnist", 0, failure="MNIST not found in /x")
+    write_fake_run(tmp_path / "1", "gan", "imagenette", 0, metrics={"fid": 1.0})
+    write_fake_run(tmp_path / "2", "vae", "imagenette", 0, failure="seed=[1, 2] is invalid")
+    report = write_report(tmp_path).read_text()
+    assert "- mnist: no sample grid: its run failed (`0`: MNIST not found in /x)." in report
+    assert "- VAE (`-`): no sample grid: its run failed (`2`: seed=[1, 2] is invalid)." in report
+    assert "callback was off" not in report

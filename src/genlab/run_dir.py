@@ -17,6 +17,7 @@ against these by tests/test_run_dir.py.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 CONFIG = "config.yaml"
@@ -102,3 +103,29 @@ def samples_grid(metrics_path: str | Path) -> Path:
     if metrics_path.name == METRICS:
         return metrics_path.with_name(SAMPLES)
     return metrics_path.with_name(f"{metrics_path.stem}_{SAMPLES}")
+
+
+def remove_if_unstarted(run: str | Path, log_name: str) -> bool:
+    """Remove a run folder that holds only what a run writes before it trains (Hydra's records, config.yaml,
+    the log file `log_name`, empty folders), so that a run which failed at start leaves nothing that looks
+    like a failed run. Anything else (a checkpoint, a picture, a logger's file, a file of the user's) keeps
+    the folder. Returns whether it was removed."""
+    run = Path(run)
+    if not run.is_dir() or run.is_symlink():
+        return False
+
+    def empty_tree(folder: Path) -> bool:
+        return not folder.is_symlink() and all(p.is_dir() and not p.is_symlink() for p in folder.rglob("*"))
+
+    def written_at_start(entry: Path) -> bool:
+        if entry.name == HYDRA and entry.is_dir() and not entry.is_symlink():
+            records = (HYDRA_CONFIG, HYDRA_OVERRIDES, HYDRA_SETTINGS)
+            return all(record.is_file() and record.name in records for record in entry.iterdir())
+        if entry.name in (CONFIG, log_name):
+            return entry.is_file() and not entry.is_symlink()
+        return entry.is_dir() and empty_tree(entry)
+
+    if not all(written_at_start(entry) for entry in run.iterdir()):
+        return False
+    shutil.rmtree(run)
+    return True

@@ -30,7 +30,7 @@ from genlab.compat import trainer_callbacks
 from genlab.data.base import ImageDataModule
 from genlab.errors import CheckpointError, ConfigError, Interrupted, exits_on_error
 from genlab.hparams import chosen_hparams, log_hparams
-from genlab.instantiate import build, build_group
+from genlab.instantiate import build, build_group, check_types
 from genlab.launch.ddp import check_ddp_launch, without_cpu_sync_batchnorm
 from genlab.launch.failures import record_failure
 from genlab.launch.resumable_sweep import TRAIN_MINUTES, interrupted_checkpoint, record_finished
@@ -43,6 +43,17 @@ from genlab.speed import (
 )
 
 log = logging.getLogger(__name__)
+
+#: the run's own keys, checked at start, before anything reads them (the built objects' arguments are checked
+#: against their constructors' annotations by genlab.instantiate.build)
+RUN_KEYS = {
+    "seed": int,
+    "trainer.max_epochs": int | None,
+    "trainer.max_steps": int | None,
+    "ckpt_path": str | None,
+    "auto_resume": bool,
+    "optimized_metric": str | None,
+}
 
 # Batches are single index operations on an in-memory tensor: loader workers would not speed them up.
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -80,7 +91,7 @@ def build_model(cfg: DictConfig, datamodule: ImageDataModule) -> L.LightningModu
     """The model, its nets built from their configs for the data's image shape, with its speed settings
     (`model.compile`, `model.channels_last`) applied."""
     model_config, settings = split_speed_settings(cfg.model)
-    model = build(model_config, image_shape=list(datamodule.image_shape), _recursive_=False)
+    model = build(model_config, "model", image_shape=list(datamodule.image_shape), _recursive_=False)
     skip_empty_hooks([model])
     return speed_up(model, **settings)
 
@@ -93,7 +104,8 @@ def build_trainer(
     cheap_cuda_checks()
     # TrainingScalars first, so the other callbacks see each interval's values; RandomState makes a resume
     # replay every random stream.
-    callbacks = [TrainingScalars(), *build_group(cfg.get("callbacks")), RandomState(), *extra_callbacks]
+    configured = build_group(cfg.get("callbacks"), "callbacks")
+    callbacks = [TrainingScalars(), *configured, RandomState(), *extra_callbacks]
     if trainer_config.get("max_time") is None:  # else Lightning adds its Timer, which stops the run
         callbacks.append(Timer(verbose=False))  # the training time, summed over resumes (in checkpoints)
     if trainer_config.get("enable_progress_bar", True) and not any(
@@ -103,7 +115,7 @@ def build_trainer(
         # interval (TrainingScalars): it redraws with them.
         interval = int(trainer_config.get("log_every_n_steps", 50))
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, interval)))
-    trainer = build(trainer_config, callbacks=callbacks, logger=loggers or False)
+    trainer = build(trainer_config, "trainer", callbacks=callbacks, logger=loggers or False)
     skip_empty_hooks(trainer_callbacks(trainer))  # with the ones Lightning added
     return trainer
 
@@ -116,6 +128,7 @@ def save_config(cfg: DictConfig, output_dir: Path) -> None:
 
 def train(cfg: DictConfig) -> dict[str, float]:
     """Fit one run and return its final logged metrics (what a Hydra sweeper optimises)."""
+    check_types(cfg, RUN_KEYS)
     L.seed_everything(cfg.seed, workers=True)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +138,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     check_resume(cfg)
 
     # Plain values (no OmegaConf containers): the data module's settings go into every checkpoint.
-    datamodule = build(cfg.data, _convert_="all")
+    datamodule = build(cfg.data, "data", _convert_="all")
     datamodule.check_available()  # fail in seconds, before models and trainer are built
     if cfg.get("ckpt_path"):
         model_config, _ = split_speed_settings(cfg.model)
@@ -133,7 +146,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model = build_model(cfg, datamodule)
     checkpoints = OmegaConf.select(cfg, "callbacks.last_checkpoint.dirpath", default=None)
     interrupt = CheckpointOnInterrupt(checkpoints or run_dir.checkpoints_dir(output_dir))
-    loggers = build_group(cfg.get("logger"))
+    loggers = build_group(cfg.get("logger"), "logger")
     trainer = build_trainer(cfg, loggers, [interrupt])
 
     try:
@@ -197,6 +210,20 @@ def optimized_value(cfg: DictConfig, metrics: dict[str, float]) -> float:
     return math.inf if direction == "minimize" else -math.inf
 
 
+def remove_unstarted_run(cfg: DictConfig) -> None:
+    """After a single run failed: remove its folder if the run never trained (no checkpoint, no picture, no
+    logged value) and resumed nothing, so that no empty run is left to count as a failed one. A sweep job
+    keeps its folder: its failure record (failed.json) lives there, for the report and a re-run."""
+    if cfg.get("ckpt_path") or not HydraConfig.initialized():
+        return
+    output_dir = Path(cfg.paths.output_dir)
+    if output_dir.resolve() != Path(HydraConfig.get().runtime.output_dir).resolve():
+        return  # not the folder Hydra made for this run
+    log_name = f"{HydraConfig.get().job.name}.log"
+    if rank_zero_only(run_dir.remove_if_unstarted)(output_dir, log_name):  # DDP ranks share the folder
+        log.info("removed %s: the run failed before it trained", output_dir)
+
+
 @exits_on_error
 def run(cfg: DictConfig) -> dict[str, float] | float:
     """`train` for the command line: a genlab error prints its message and exits 1, without a stack trace.
@@ -207,11 +234,12 @@ def run(cfg: DictConfig) -> dict[str, float] | float:
     """
     try:
         metrics = train(cfg)
-    except Interrupted:
-        raise  # the sweep stops too: re-running it resumes this job (genlab.launch.resumable_sweep)
     except Exception as error:
         if not in_multirun():
+            remove_unstarted_run(cfg)
             raise
+        if isinstance(error, Interrupted):
+            raise  # the sweep stops too: re-running it resumes this job (genlab.launch.resumable_sweep)
         path = record_failure(cfg.paths.output_dir, error)
         log.error("job failed (recorded in %s): %s", path, error)
         metrics = {}

@@ -45,7 +45,7 @@ def build_net(config: Mapping[str, Any], key: str, **sizes: Any) -> nn.Module:
         config,
         "must be a net config with a `_target_` (see conf/nets/)",
     )
-    return build(config, **sizes)
+    return build(config, key, **sizes)
 
 
 def check_optimizer(config: Mapping[str, Any], key: str) -> None:
@@ -154,7 +154,7 @@ class GenerativeModel(L.LightningModule):
             config,
             f"must be a config with a `_target_` (see conf/{key}/)",
         )
-        return build(config, **arguments)
+        return build(config, f"model.{key}", **arguments)
 
     def make_optimizer(self, key: str, parameters, clip: float | None = None):
         """The optimizer of the `key` hyperparameter over `parameters`, and the `scheduler` hyperparameter's

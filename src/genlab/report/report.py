@@ -167,16 +167,16 @@ def curves_figure(runs: Sequence[Run], model: str, data: str) -> Figure | None:
     return figure
 
 
+def shown_samples(row: Row) -> Run | None:
+    """The run whose sample grid stands for a configuration: its first successful seed that saved one."""
+    return next((run for run in row.runs if run.ok and "samples" in run.images), None)
+
+
 def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
     """The final sample grids of each configuration on one dataset, side by side (its first successful seed
     that saved samples; evaluate.py's grid of the measured samples where there is one)."""
-    shown = [
-        (row, run)
-        for row in rows
-        if row.data == data
-        for run in [next((r for r in row.runs if r.ok and "samples" in r.images), None)]
-        if run is not None
-    ]
+    picked = [(row, shown_samples(row)) for row in rows if row.data == data]
+    shown = [(row, run) for row, run in picked if run is not None]
     if not shown:
         return None
     order = models_in_order(rows)
@@ -194,6 +194,17 @@ def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
         axis.set_title(f"{row.model} {row.configuration}\nseed={run.seed}, {source}", fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def missing_samples_reason(runs: Sequence[Run]) -> str:
+    """Why none of `runs` has a sample grid: they all failed (with the first one's reason), or those that
+    finished saved no images/samples/*.png (the sample-grid callback was off)."""
+    failed = [run for run in runs if not run.ok]
+    if runs and len(failed) == len(runs):
+        count = "its run" if len(failed) == 1 else f"all {len(failed)} runs"
+        return f"{count} failed (`{failed[0].label}`: {failed[0].failure})"
+    reason = "no images/samples/*.png in the finished runs (the sample-grid callback was off)"
+    return reason + (f"; {len(failed)} other runs failed" if failed else "")
 
 
 def format_value(row: Row, name: str, sign: int = 1) -> str:
@@ -348,11 +359,14 @@ def write_report(sweep_dirs: str | Path | Sequence[str | Path], out: str | Path 
         if figure is not None:
             figure.savefig(figures / name, dpi=110)
             lines += [f"![samples on {data}](figures/{name})", ""]
+            missing = [row for row in rows if row.data == data and shown_samples(row) is None]
+            for row in missing:
+                reason = missing_samples_reason(row.runs)
+                lines.append(f"- {row.model} (`{row.configuration}`): no sample grid: {reason}.")
+            lines += [""] if missing else []
         else:
-            lines += [
-                f"- {data}: no images/samples/*.png in these runs (the sample-grid callback was off).",
-                "",
-            ]
+            on_data = [run for run in runs if run.data == data]
+            lines += [f"- {data}: no sample grid: {missing_samples_reason(on_data)}.", ""]
     path = sweep_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
