@@ -38,7 +38,7 @@ def short(reason: str) -> str:
 def summary(outcomes: Sequence[JobOutcome], sweep_dir: str | Path) -> str:
     """A few lines: the counts, then one line per job (its folder's name, and the reason of a failure)."""
     counts = {state: sum(o.state == state for o in outcomes) for state in ("finished", "failed", "skipped")}
-    header = f"sweep {sweep_dir}: {len(outcomes)} jobs, " + ", ".join(
+    header = f"sweep {sweep_dir}: {len(outcomes)} job{'' if len(outcomes) == 1 else 's'}, " + ", ".join(
         f"{count} {state}" for state, count in counts.items()
     )
     failed_before = sum(o.state == "skipped" and o.failed for o in outcomes)
