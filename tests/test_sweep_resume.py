@@ -37,7 +37,12 @@ def test_a_killed_sweep_resumes_where_it_stopped(mnist_dir, tmp_path):
         "+callbacks.stop.job=2",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}:{HERE}", "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}:{HERE}",
+        "OMP_NUM_THREADS": "1",
+        "HYDRA_FULL_ERROR": "0",
+    }
     killed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == 143, killed.stderr[-3000:]
     assert f"hydra.sweep.dir={sweep_dir}" in killed.stderr  # the command that resumes the sweep
