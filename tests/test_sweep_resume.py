@@ -47,7 +47,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(mnist_dir, tmp_path):
     assert killed.returncode == 143, killed.stderr[-3000:]
     assert f"hydra.sweep.dir={sweep_dir}" in killed.stderr  # the command that resumes the sweep
     # each job's folder is named by its number and the override that varies
-    jobs = [sweep_dir / f"{num}_seed={num + 1}" for num in range(4)]
+    jobs = [sweep_dir / f"{num}_seed:{num + 1}" for num in range(4)]
     assert [finished_file(job).is_file() for job in jobs[:3]] == [True, True, False]
     assert torch.load(jobs[2] / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
     assert not jobs[3].exists()

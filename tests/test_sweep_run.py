@@ -43,17 +43,17 @@ def test_two_jobs_in_parallel_and_a_failing_job_does_not_stop_the_sweep(tmp_path
     done = sweep(sweep_dir, mnist_dir, "hydra/launcher=local_gpus", "model=vae", "data.batch_size=-1,16")
     assert done.returncode == 1, done.stderr[-3000:]  # after both jobs ran
     assert "2 jobs, 1 finished, 1 failed, 0 skipped" in done.stdout
-    assert "error: 1 of 2 jobs failed: 0_data.batch_size=-1" in done.stderr
+    assert "error: 1 of 2 jobs failed: 0_data.batch_size:-1" in done.stderr
     assert "n_jobs=2" in done.stderr + done.stdout  # the local launcher runs 2 jobs at a time on a CPU
     pids = {
         re.search(r"worker pid (\d+), GPU none", (sweep_dir / job / "train.log").read_text()).group(1)
-        for job in ("0_data.batch_size=-1", "1_data.batch_size=16")
+        for job in ("0_data.batch_size:-1", "1_data.batch_size:16")
     }
     assert len(pids) == 2  # two workers, side by side
 
     failed, finished = read_sweep(sweep_dir)
     assert not failed.ok and "data.batch_size=-1" in failed.failure  # genlab's message, recorded
-    assert finished.ok and (sweep_dir / "1_data.batch_size=16" / "checkpoints" / "last.ckpt").is_file()
+    assert finished.ok and (sweep_dir / "1_data.batch_size:16" / "checkpoints" / "last.ckpt").is_file()
     report = write_report(sweep_dir).read_text()
     assert "## Failed runs" in report and "data.batch_size=-1" in report
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, compose_train, write_fake_imagenette, write_fake_mnist
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from genlab.launch.resumable_sweep import grid_jobs, name_folders_by_what_varies, shared_keys
@@ -50,22 +51,22 @@ def test_a_run_folder_is_named_by_its_model_and_data():
 
 def test_the_summary_has_a_line_per_job_and_the_error_counts_every_failure(tmp_path):
     outcomes = [
-        JobOutcome(0, tmp_path / "0_model=vae", "finished"),
-        JobOutcome(1, tmp_path / "1_model=gan", "failed", "DataError: no\nImagenette in /x"),
-        JobOutcome(2, tmp_path / "2_model=ae", "skipped"),
-        JobOutcome(3, tmp_path / "3_model=dcgan", "skipped", "train/d_loss = nan at step 3"),
+        JobOutcome(0, tmp_path / "0_model:vae", "finished"),
+        JobOutcome(1, tmp_path / "1_model:gan", "failed", "DataError: no\nImagenette in /x"),
+        JobOutcome(2, tmp_path / "2_model:ae", "skipped"),
+        JobOutcome(3, tmp_path / "3_model:dcgan", "skipped", "train/d_loss = nan at step 3"),
     ]
     text = summary(outcomes, tmp_path).splitlines()
     assert text[0] == f"sweep {tmp_path}: 4 jobs, 1 finished, 1 failed, 2 skipped (1 of them had failed)"
     assert text[1:] == [
-        "  finished  0_model=vae",
-        "  failed    1_model=gan: DataError: no Imagenette in /x",
-        "  skipped   2_model=ae: finished in an earlier run",
-        "  skipped   3_model=dcgan: failed in an earlier run: train/d_loss = nan at step 3",
+        "  finished  0_model:vae",
+        "  failed    1_model:gan: DataError: no Imagenette in /x",
+        "  skipped   2_model:ae: finished in an earlier run",
+        "  skipped   3_model:dcgan: failed in an earlier run: train/d_loss = nan at step 3",
     ]
     error = str(failures_error(outcomes))
     assert (
-        error.startswith("2 of 4 jobs failed: 1_model=gan, 3_model=dcgan")
+        error.startswith("2 of 4 jobs failed: 1_model:gan, 3_model:dcgan")
         and "1 failed in an earlier" in error
     )
     assert failures_error(outcomes[:1]) is None
@@ -110,14 +111,18 @@ def test_a_mixed_grid_runs_every_job_then_reports_the_failed_one_and_exits_1(bot
     done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stdout[-2000:] + done.stderr[-3000:]
     names = [
-        "0_data=mnist,model=vae",
-        "1_data=imagenette_64,model=vae",
-        "2_data=mnist,model=gan",
-        "3_data=imagenette_64,model=gan",
+        "0_data:mnist+model:vae",
+        "1_data:imagenette_64+model:vae",
+        "2_data:mnist+model:gan",
+        "3_data:imagenette_64+model:gan",
     ]
     assert sorted(p.name for p in sweep_dir.iterdir() if p.is_dir()) == names
     assert [finished_file(sweep_dir / name).is_file() for name in names] == [True, False, True, True]
     assert OmegaConf.load(sweep_dir / names[3] / "config.yaml").data.image_size == 64  # a CPU size
+    # a job's checkpoint is passed unquoted, as evaluate.py ckpt_path=... and in a sweep over several
+    paths = ",".join(f"{sweep_dir / name}/checkpoints/last.ckpt" for name in names[:2])
+    (parsed,) = OverridesParser.create().parse_overrides([f"ckpt_path={paths}"])
+    assert parsed.value().list == paths.split(",")
     assert f"sweep {sweep_dir}: 4 jobs, 3 finished, 1 failed, 0 skipped" in done.stdout
     assert f"  failed    {names[1]}: RuntimeError: the probe fails sweep job 1" in done.stdout
     assert f"  finished  {names[3]}" in done.stdout  # the jobs after the failed one ran

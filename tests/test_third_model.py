@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(HERE), "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "1"}
+    path = f"{ROOT / 'src'}:{HERE}"  # this tree's genlab, and the third model
+    env = {**os.environ, "PYTHONPATH": path, "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True, text=True
     )
@@ -41,7 +42,7 @@ def test_a_third_model_from_the_command_line(mnist_dir, tmp_path):
         cwd=tmp_path,
     )
     (sweep_dir,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
-    third_dir, vae_dir = sweep_dir / "0_model=autoencoder", sweep_dir / "1_model=vae"  # named by the model
+    third_dir, vae_dir = sweep_dir / "0_model:autoencoder", sweep_dir / "1_model:vae"  # named by the model
     ckpt = third_dir / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)["genlab"]["_target_"] == "third_model.Autoencoder"
     assert (third_dir / "images" / "reconstructions" / "epoch_000.png").is_file()  # it can encode
