@@ -76,7 +76,9 @@ def make_datamodule(name: str, **values: Any):
 def net_config(preset: str, key: str, **values: Any) -> dict[str, Any]:
     """The `key` net of conf/nets/<preset>.yaml (e.g. "gan_mnist", "discriminator") with `values` in place of
     its settings: tests take nets from the YAML too, the one source of their settings."""
-    nets = OmegaConf.load(CONF_DIR / "nets" / f"{preset}.yaml")
+    from genlab.data.config import conf_file
+
+    nets = conf_file(CONF_DIR / "nets" / f"{preset}.yaml")
     return {**OmegaConf.to_container(nets[key]), **values}
 
 

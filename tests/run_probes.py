@@ -49,3 +49,16 @@ class DumpRankState(L.Callback):
             "weights": {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()},
         }
         torch.save(state, self.path / f"rank{trainer.global_rank}.pt")
+
+
+class FailInJob(L.Callback):
+    """Raises as training starts in sweep job `job`, so that a test sees one job of a sweep fail."""
+
+    def __init__(self, job: int) -> None:
+        self.job = job
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.get().job.num == self.job:
+            raise RuntimeError(f"the probe fails sweep job {self.job}")

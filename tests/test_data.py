@@ -16,7 +16,7 @@ from genlab import cache as genlab_cache
 from genlab.cache import fingerprint, load_or_build
 from genlab.data import ImagenetteDataModule
 from genlab.data.base import random_hflip
-from genlab.data.config import data_settings
+from genlab.data.config import conf_file, data_settings
 from genlab.errors import ConfigError, DataError
 
 
@@ -245,19 +245,23 @@ def test_load_or_build_rebuilds_stale_foreign_and_old_format_caches(tmp_path):
 
 @pytest.mark.parametrize("path", sorted((CONF_DIR / "data").glob("*.yaml")), ids=lambda path: path.stem)
 def test_each_data_file_sets_every_argument_and_the_classes_have_no_defaults(path):
-    config = OmegaConf.load(path)
+    config = conf_file(path)
     parameters = inspect.signature(get_class(config._target_)).parameters
     assert set(config) - {"_target_"} == set(parameters)
     assert all(parameter.default is inspect.Parameter.empty for parameter in parameters.values())
     # what a caller outside a run starts from: every literal value, none of the run's interpolations
     assert set(data_settings(path.stem)) == set(config) - {"data_dir", "pixel_range"}
-    assert data_settings(config._target_) == data_settings(path.stem)
+    # a class's settings are those of its own file, not of a preset that derives from it (imagenette_64)
+    own_file = OmegaConf.load(path).get("defaults", [path.stem])[0]
+    assert data_settings(config._target_) == data_settings(own_file)
 
 
 def test_only_mnist_has_the_digit_classifier(mnist_dir, imagenette_dir):
     assert make_datamodule("mnist", data_dir=mnist_dir).has_digit_classifier
     assert not make_datamodule("imagenette", data_dir=imagenette_dir).has_digit_classifier
-    with pytest.raises(ConfigError, match=r"data='cifar'.*choose one of \['imagenette', 'mnist'\]"):
+    with pytest.raises(
+        ConfigError, match=r"data='cifar'.*choose one of \['imagenette', 'imagenette_64', 'mnist'\]"
+    ):
         data_settings("cifar")
 
 

@@ -79,7 +79,7 @@ def test_a_real_search_survives_a_diverged_trial(mnist_dir, tmp_path):
             "model.latent_dim=4",
         ],
         cwd=tmp_path,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT / "src")},
         capture_output=True,
         text=True,
         timeout=600,

@@ -10,6 +10,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from genlab.checkpoints import check_architecture, load_model
+from genlab.data.config import conf_file
 from genlab.errors import ConfigError
 from genlab.nets.recorded import FORMER_DEFAULTS, complete_net_configs
 from genlab.nets.resnet import DownBlock, UpBlock
@@ -263,7 +264,7 @@ SIZES = {"image_shape", "latent_dim", "out_features"}
 def test_every_net_preset_sets_every_setting_and_the_classes_have_no_defaults(path):
     nets = {
         key: value
-        for key, value in OmegaConf.to_container(OmegaConf.load(path)).items()
+        for key, value in OmegaConf.to_container(conf_file(path)).items()
         if isinstance(value, dict)
     }
     assert nets

@@ -37,21 +37,29 @@ def test_a_killed_sweep_resumes_where_it_stopped(mnist_dir, tmp_path):
         "+callbacks.stop.job=2",
         f"hydra.sweep.dir={sweep_dir}",
     ]
-    env = {**os.environ, "PYTHONPATH": str(HERE), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'src'}:{HERE}",
+        "OMP_NUM_THREADS": "1",
+        "HYDRA_FULL_ERROR": "0",
+    }
     killed = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert killed.returncode == 143, killed.stderr[-3000:]
     assert f"hydra.sweep.dir={sweep_dir}" in killed.stderr  # the command that resumes the sweep
-    assert [finished_file(sweep_dir / job).is_file() for job in "012"] == [True, True, False]
-    assert torch.load(sweep_dir / "2" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
-    assert not (sweep_dir / "3").exists()
-    finished = {p: p.stat().st_mtime_ns for job in "01" for p in (sweep_dir / job).rglob("*")}
+    # each job's folder is named by its number and the override that varies
+    jobs = [sweep_dir / f"{num}_seed:{num + 1}" for num in range(4)]
+    assert [finished_file(job).is_file() for job in jobs[:3]] == [True, True, False]
+    assert torch.load(jobs[2] / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 3
+    assert not jobs[3].exists()
+    finished = {p: p.stat().st_mtime_ns for job in jobs[:2] for p in job.rglob("*")}
 
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert {p: p.stat().st_mtime_ns for job in "01" for p in (sweep_dir / job).rglob("*")} == finished
-    assert "resuming the interrupted run" in (sweep_dir / "2" / "train.log").read_text()
-    assert torch.load(sweep_dir / "2" / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
-    assert (sweep_dir / "2" / "config.yaml").read_text().count("ckpt_path: /") == 1  # recorded
+    assert {p: p.stat().st_mtime_ns for job in jobs[:2] for p in job.rglob("*")} == finished
+    assert "4 jobs, 2 finished, 0 failed, 2 skipped" in again.stdout
+    assert "resuming the interrupted run" in (jobs[2] / "train.log").read_text()
+    assert torch.load(jobs[2] / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 6
+    assert (jobs[2] / "config.yaml").read_text().count("ckpt_path: /") == 1  # recorded
 
     runs = read_sweep(sweep_dir)
     assert [run.seed for run in runs] == [1, 2, 3, 4] and all(run.ok for run in runs)

@@ -17,7 +17,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def run(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(HERE), "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "1"}
+    path = f"{ROOT / 'src'}:{HERE}"  # this tree's genlab, and the third model
+    env = {**os.environ, "PYTHONPATH": path, "HYDRA_FULL_ERROR": "1", "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True, text=True
     )
@@ -41,9 +42,10 @@ def test_a_third_model_from_the_command_line(mnist_dir, tmp_path):
         cwd=tmp_path,
     )
     (sweep_dir,) = (tmp_path / "outputs" / "train" / "multiruns").iterdir()
-    ckpt = sweep_dir / "0" / "checkpoints" / "last.ckpt"
+    third_dir, vae_dir = sweep_dir / "0_model:autoencoder", sweep_dir / "1_model:vae"  # named by the model
+    ckpt = third_dir / "checkpoints" / "last.ckpt"
     assert torch.load(ckpt, weights_only=True)["genlab"]["_target_"] == "third_model.Autoencoder"
-    assert (sweep_dir / "0" / "images" / "reconstructions" / "epoch_000.png").is_file()  # it can encode
+    assert (third_dir / "images" / "reconstructions" / "epoch_000.png").is_file()  # it can encode
 
     generated = run(
         "generate.py",
@@ -55,18 +57,18 @@ def test_a_third_model_from_the_command_line(mnist_dir, tmp_path):
     for name in ("samples", "interpolation", "interpolation_real", "reconstructions"):
         assert (tmp_path / "pictures" / f"{name}.png").is_file(), generated.stdout
 
-    for job in ("0", "1"):
+    for job in (third_dir, vae_dir):
         run(
             "evaluate.py",
-            f"ckpt_path={sweep_dir / job / 'checkpoints' / 'last.ckpt'}",
+            f"ckpt_path={job / 'checkpoints' / 'last.ckpt'}",
             *SMALL_EVAL,
             "classifier=false",
             cwd=tmp_path,
         )
-    third = json.loads((sweep_dir / "0" / "metrics.json").read_text())
+    third = json.loads((third_dir / "metrics.json").read_text())
     assert third["protocol"]["model"] == "Autoencoder" and third["protocol"]["dataset"] == "mnist"
     assert third["metrics"]["fid"] > 0 and "iwae" not in third["metrics"]  # no likelihood: no bounds
-    assert "iwae" in json.loads((sweep_dir / "1" / "metrics.json").read_text())["metrics"]
+    assert "iwae" in json.loads((vae_dir / "metrics.json").read_text())["metrics"]
 
     run("compare.py", str(sweep_dir), cwd=tmp_path)
     report = (sweep_dir / "report.md").read_text()

@@ -1,7 +1,8 @@
 """The files of a run folder, named once: what train.py, the callbacks, evaluate.py, the sweeps and the report
 write and read there.
 
-    <run dir>/                    outputs/<task>/runs/<time>/, or a sweep job's multiruns/<time>/<job>/
+    <run dir>/                    outputs/<task>/runs/<time>_<model>_<data>/, or a sweep job's
+                                  multiruns/<time>/<job number>_<what varies>/ (conf/hydra/default.yaml)
       config.yaml                 the resolved config (train.py)
       .hydra/                     Hydra's records: config.yaml, overrides.yaml, hydra.yaml
       checkpoints/last.ckpt       the newest state, what a resume starts from; epoch_NNN.ckpt, the best epoch

@@ -156,8 +156,10 @@ def read_run(run_dir: Path) -> Run:
 
 
 def job_order(run_dir: Path) -> tuple[bool, int, str]:
-    """Sort key of a sweep's job folders: by job number (0, 1, ..., 10), then other names."""
-    return (not run_dir.name.isdigit(), int(run_dir.name) if run_dir.name.isdigit() else 0, run_dir.name)
+    """Sort key of a sweep's job folders: by job number (0, 1, ..., 10: `3` or `3_model:vae+seed:1`), then
+    other names (runs/<time>_<model>_<data>/ folders in time order)."""
+    number = run_dir.name.split("_", 1)[0]
+    return (not number.isdigit(), int(number) if number.isdigit() else 0, run_dir.name)
 
 
 def read_sweep(sweep_dir: str | Path) -> list[Run]:
