@@ -136,9 +136,10 @@ def test_a_sweep_job_with_a_bad_value_records_its_key(mnist_dir, tmp_path):
     result = script(
         "train.py", "-m", "seed=[1,2]", f"data.data_dir={mnist_dir}", f"hydra.sweep.dir={sweep}", cwd=tmp_path
     )
-    failure = json.loads(run_dir.failure_file(sweep / "0").read_text())
+    (job,) = sweep.glob("0_*")  # the job's folder is named by its overrides
+    failure = json.loads(run_dir.failure_file(job).read_text())
     assert failure["reason"] == SEED_ERROR
-    assert result.returncode in (0, 1)  # the sweep's exit code is the launcher's business
+    assert result.returncode == 1 and "1 of 1 jobs failed" in result.stderr  # after the sweep's summary
 
 
 def test_a_run_that_fails_at_start_leaves_no_folder(tmp_path):

@@ -51,7 +51,7 @@ def test_a_third_model_from_the_command_line(mnist_dir, tmp_path):
         "generate.py",
         f"ckpt_path={ckpt}",
         f"out={tmp_path / 'pictures'}",
-        f"data_dir={mnist_dir}",
+        f"data.data_dir={mnist_dir}",
         cwd=tmp_path,
     )
     for name in ("samples", "interpolation", "interpolation_real", "reconstructions"):
