@@ -253,3 +253,10 @@ def test_imagenette_32px_presets_are_the_64px_recipe_at_32px(make_cfg, model):
     assert (full.data.image_size, quick.data.image_size) == (64, 32)
     assert quick.model == full.model and quick.trainer == full.trainer
     assert full.trainer.max_epochs == -1 and full.trainer.max_steps > 0  # a budget in updates, any data size
+
+
+def test_callbacks_none_writes_no_checkpoint(make_cfg, tmp_path):
+    """`callbacks=none` means no checkpoints: Lightning must not add its default ModelCheckpoint."""
+    cfg = make_cfg("callbacks=none", "trainer.max_steps=2", "trainer.limit_val_batches=1")
+    train(cfg)
+    assert not list(Path(cfg.paths.output_dir).rglob("*.ckpt"))

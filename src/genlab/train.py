@@ -15,7 +15,7 @@ import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_class
-from lightning.pytorch.callbacks import ProgressBar, Timer, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, Timer, TQDMProgressBar
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -115,7 +115,12 @@ def build_trainer(
         # interval (TrainingScalars): it redraws with them.
         interval = int(trainer_config.get("log_every_n_steps", 50))
         callbacks.append(TQDMProgressBar(refresh_rate=max(1, interval)))
-    trainer = build(trainer_config, "trainer", callbacks=callbacks, logger=loggers or False)
+    # Without a checkpoint callback (callbacks=none) no checkpoints, as the config says: Lightning would add
+    # its default ModelCheckpoint, writing into the logger's folder.
+    checkpointing = {}
+    if "enable_checkpointing" not in trainer_config:
+        checkpointing["enable_checkpointing"] = any(isinstance(c, ModelCheckpoint) for c in callbacks)
+    trainer = build(trainer_config, "trainer", callbacks=callbacks, logger=loggers or False, **checkpointing)
     skip_empty_hooks(trainer_callbacks(trainer))  # with the ones Lightning added
     return trainer
 
