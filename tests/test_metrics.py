@@ -135,8 +135,8 @@ def test_iwae_bound_is_above_the_elbo_and_tightens_with_k(name):
     images = (torch.rand(64, 1, 6, 6, generator=torch.Generator().manual_seed(1)) > 0.5).float()
     model = tiny_vae(name, images, steps=100)
     # A posterior 7x narrower than the learned one: a poor proposal, so more samples visibly help.
-    encode = model.encode
-    model.encode = lambda x: (encode(x)[0], encode(x)[1] - 4.0)
+    posterior = model.posterior
+    model.posterior = lambda x: (posterior(x)[0], posterior(x)[1] - 4.0)
     torch.manual_seed(0)
     elbo = model.elbo(images, n_samples=20).mean()
     bounds = [model.iwae_bound(images, k).mean() for k in (1, 10, 200)]

@@ -24,7 +24,7 @@ def test_loss_terms_add_up_and_are_per_image_sums():
     assert terms["loss"].item() == pytest.approx(terms["recon"].item() + 2.0 * terms["kl"].item(), rel=1e-6)
     # Recompute by hand with the same noise.
     torch.manual_seed(1)
-    mu, logvar = vae.encode(images)
+    mu, logvar = vae.posterior(images)
     z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
     recon = ((torch.sigmoid(vae.decoder(z)) - images) ** 2).sum(dim=(1, 2, 3)).mean()
     assert terms["recon"].item() == pytest.approx(recon.item(), rel=1e-5)
@@ -40,7 +40,7 @@ def test_bce_reconstruction_matches_torch():
 def test_posterior_scale_log_std_vs_log_var():
     log_std, log_var = make_vae(posterior_scale="log_std"), make_vae(posterior_scale="log_var")
     images = torch.rand(2, 1, 4, 4)
-    (_, lv_a), (_, lv_b) = log_std.encode(images), log_var.encode(images)
+    (_, lv_a), (_, lv_b) = log_std.posterior(images), log_var.posterior(images)
     assert torch.allclose(lv_a, 2 * lv_b)  # same weights: the second half read as log-std doubles
 
 

@@ -325,7 +325,7 @@ def test_gmm_prior_samples_from_n01_until_fitted_then_from_the_mixture(tmp_path)
     assert model.training and model.encoder.training  # modes restored
     assert bool(model.prior.fitted)
     with torch.no_grad():
-        means = model.encode(datamodule.to_model_range(datamodule.split_images("train")))[0]
+        means = model.encode(datamodule.to_model_range(datamodule.split_images("train")))
     z = model.sample_latent(2000, seeded(0))
     assert not torch.equal(z[:5], standard.sample_latent(5, seeded(0)))
     assert torch.allclose(z.mean(0), means.mean(0), atol=0.1 * means.std(0).max() + 0.01)

@@ -32,16 +32,15 @@ class Autoencoder(GenerativeModel):
         self.encoder = self.build_net("encoder", image_shape=self.image_shape, out_features=self.latent_dim)
         self.decoder = self.build_net("decoder", latent_dim=self.latent_dim, image_shape=self.image_shape)
 
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        code = self.encoder(images)
-        return code, torch.zeros_like(code)  # a point posterior
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encoder(images)
 
     def generate(self, z: torch.Tensor) -> torch.Tensor:
         return self.output_activation(self.decoder(z))
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        return self.generate(self.encode(images)[0])
+        return self.generate(self.encode(images))
 
     def loss(self, images: torch.Tensor) -> torch.Tensor:
         return (self.generate(self.encoder(images)) - images).pow(2).flatten(1).sum(1).mean()

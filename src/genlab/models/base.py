@@ -98,15 +98,25 @@ class GenerativeModel(L.LightningModule):
     A model says what it can do beyond sampling through these class attributes, which pictures, evaluate.py,
     generate.py and the report read (never the model's name):
 
-    - `can_encode`: it has `encode(images) -> (mean, log-variance)` of a Gaussian posterior and
-      `reconstruct(images)`; pictures then add reconstructions and interpolations between real images.
+    - `can_encode`: it has `encode(images) -> latent codes` (the VAE's posterior means, the flow's inverted
+      noise) and `reconstruct(images)`; pictures then add reconstructions and interpolations between real
+      images. (A Gaussian posterior is the VAE's own: `VAE.posterior`.)
     - `has_likelihood`: it has `elbo(images)`, `iwae_bound(images, k)` and `reconstruction_error(images)`
       (per image, in nats) and a `likelihood` part with a `description`; evaluate.py then adds the test
       bounds.
+    - `has_exact_likelihood`: it has `bits_per_dim(uint8 images, generator)`, an exact density on
+      dequantised 8-bit images, and `likelihood_description()`; evaluate.py then reports test bits/dim.
+    - `draws_trajectories`: it has `trajectory(z, points)`, its images along the way from noise to samples;
+      pictures then add the trajectory grid.
+
+    `sampling_settings()` says what one sample costs (the flow's solver and its function evaluations), and
+    `configure_sampler(**settings)` changes the solver of a model that has one.
     """
 
     can_encode: ClassVar[bool] = False
     has_likelihood: ClassVar[bool] = False
+    has_exact_likelihood: ClassVar[bool] = False
+    draws_trajectories: ClassVar[bool] = False
     #: the hyperparameters that are `_partial_` optimizer configs, checked at construction
     optimizer_keys: ClassVar[tuple[str, ...]] = ("optimizer",)
     #: the prior's family; the GAN can switch to "uniform" noise on [-1, 1]
@@ -210,13 +220,28 @@ class GenerativeModel(L.LightningModule):
         """`n` new images from the prior, in the model's pixel range."""
         return self.generate(self.sample_latent(n, generator))
 
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log-variance of q(z|x) (models with `can_encode`)."""
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """The latent codes of `images` [N, latent_dim] (models with `can_encode`)."""
         raise NotImplementedError(f"{type(self).__name__} has no encoder (can_encode is False)")
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Deterministic reconstructions of `images` (models with `can_encode`)."""
         raise NotImplementedError(f"{type(self).__name__} has no encoder (can_encode is False)")
+
+    def trajectory(self, z: torch.Tensor, points: int) -> torch.Tensor:
+        """Images from `z` at `points` stages from noise to sample (models with `draws_trajectories`)."""
+        raise NotImplementedError(f"{type(self).__name__} draws in one step (draws_trajectories is False)")
+
+    def sampling_settings(self) -> dict[str, Any]:
+        """How a sample is drawn and its function evaluations (NFE): one pass of the net unless overridden."""
+        return {"method": "one forward pass", "nfe": 1}
+
+    def configure_sampler(self, **settings: Any) -> None:
+        """Change the sampler's settings (`method`, `nfe`, `atol`, `rtol`) of a model that solves an ODE."""
+        raise ConfigError(
+            f"sampler={settings!r} is invalid: {type(self).__name__} draws a sample in one forward pass and "
+            "has no solver to set; drop the sampler.* settings (they are for model=flow)"
+        )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lets genlab.checkpoints tell a genlab model (and its class) from any other file before loading, and

@@ -142,7 +142,7 @@ def posterior_means(
     with eval_mode(model):
         return torch.cat(
             [
-                model.encode(datamodule.to_model_range(batch.to(model.device)))[0].float().cpu()
+                model.encode(datamodule.to_model_range(batch.to(model.device))).float().cpu()
                 for batch in images.split(1000)
             ]
         )

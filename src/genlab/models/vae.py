@@ -70,11 +70,15 @@ class VAE(GenerativeModel):
     def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
         return upgrade_vae_hparams(super().upgrade_hparams(hparams))
 
-    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Posterior mean and log-variance of q(z|x)."""
         mu, scale = self.encoder(images).chunk(2, dim=1)
         logvar = 2.0 * scale if self.hparams.posterior_scale == "log_std" else scale
         return mu, logvar
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """The latent codes of `images`: their posterior means."""
+        return self.posterior(images)[0]
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -95,7 +99,7 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Decode the posterior means of `images` (deterministic reconstructions)."""
-        return self.decode(self.encode(images)[0])
+        return self.decode(self.posterior(images)[0])
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.reconstruct(images)
@@ -107,7 +111,7 @@ class VAE(GenerativeModel):
     def elbo_terms(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per image, at one reparameterised posterior sample: the reconstruction loss (the likelihood's
         `nll`) and KL[q(z|x) || N(0, I)] (in closed form)."""
-        mu, logvar = self.encode(images)
+        mu, logvar = self.posterior(images)
         logits = self.decoder(self.reparameterize(mu, logvar))
         return self.likelihood.nll(logits, images), gaussian_kl(mu, logvar)
 
@@ -135,7 +139,7 @@ class VAE(GenerativeModel):
     def iwae_bound(self, images: torch.Tensor, k: int, chunk: int = 500) -> torch.Tensor:
         """log (1/k) sum_i p(x, z_i) / q(z_i|x), z_i ~ q(z|x), per image [N]; k=1 is a one-sample ELBO."""
         require(k >= 1, "iwae_k", k, "must be a positive integer (e.g. 5000 for a final number)")
-        mu, logvar = self.encode(images)
+        mu, logvar = self.posterior(images)
         log_weights = []
         for start in range(0, k, chunk):
             n = min(chunk, k - start)
@@ -154,7 +158,7 @@ class VAE(GenerativeModel):
     @torch.no_grad()
     def reconstruction_error(self, images: torch.Tensor) -> torch.Tensor:
         """The reconstruction loss of each image at its posterior mean [N]."""
-        return self.likelihood.nll(self.decoder(self.encode(images)[0]), images)
+        return self.likelihood.nll(self.decoder(self.posterior(images)[0]), images)
 
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         # The step's scalars go back to Lightning, which hands them to genlab.callbacks.TrainingScalars:

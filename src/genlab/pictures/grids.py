@@ -61,7 +61,7 @@ def real_interpolation_images(
     """VAE: per pair of real images (in the model's range), the real `first` image, `steps` decodings
     between the two posterior means, then the real `last` image: [P * (steps + 2), C, H, W]."""
     first, last = first.to(model.device), last.to(model.device)
-    (mu0, _), (mu1, _) = model.encode(first), model.encode(last)
+    mu0, mu1 = model.encode(first), model.encode(last)
     between = interpolation_images(model, mu0, mu1, steps, mode).unflatten(0, (len(first), int(steps)))
     rows = torch.cat([model.to_unit(first).unsqueeze(1), between, model.to_unit(last).unsqueeze(1)], dim=1)
     return rows.flatten(0, 1)
