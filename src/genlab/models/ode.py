@@ -77,7 +77,7 @@ class ODESampler:
         else:
             # the step grid itself, so that the NFE is exact; the requested times are grid points or the
             # nearest ones
-            steps = int(self.nfe) // int(METHODS[self.method] or 1)
+            steps = int(self.nfe or 0) // int(METHODS[self.method] or 1)
             grid = torch.linspace(t0, t1, steps + 1, dtype=torch.float64).float().to(device)
             path = odeint(counted, state, grid, method=self.method)
             index = torch.linspace(0, steps, points, dtype=torch.float64).round().long().to(device)
