@@ -16,6 +16,19 @@ from genlab.train import train
 
 # 300 fake training images - 50 held out = 250 = 15 batches of 16 (the last one dropped) per epoch.
 BATCHES_PER_EPOCH = 15
+#: the flow at a CPU test's size: a two-level U-Net without attention, pictures by two Euler steps
+SMALL = {
+    "flow": (
+        "model.net.channel_mult=[1,2]",
+        "model.net.attention_resolutions=[]",
+        "model.sampler.method=euler",
+        "model.sampler.nfe=2",
+    )
+}
+
+
+def model_choice(model: str) -> list[str]:
+    return [f"model={model}", *SMALL.get(model, ())]
 
 
 def in_dir(make_cfg, run_dir: Path, *overrides: str):
@@ -25,9 +38,9 @@ def in_dir(make_cfg, run_dir: Path, *overrides: str):
     return cfg
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.parametrize("model", ["vae", "gan", "flow"])
 def test_resume_at_an_epoch_end_is_exact(make_cfg, tmp_path, one_thread, model):
-    common = [f"model={model}", "seed=7", "logger=none"]
+    common = [*model_choice(model), "seed=7", "logger=none"]
     train(in_dir(make_cfg, tmp_path / "straight", *common, "trainer.max_epochs=2"))
     train(in_dir(make_cfg, tmp_path / "stopped", *common, "trainer.max_epochs=1"))
     last = tmp_path / "stopped" / "checkpoints" / "last.ckpt"
@@ -49,7 +62,7 @@ def resume_in_mid_epoch(make_cfg, tmp_path: Path, model: str, *overrides: str) -
     the checkpoint resumed from and the two runs' last.ckpt (straight, resumed)."""
     steps_per_batch = 2 if model == "gan" else 1  # the GAN steps two optimisers per batch
     every = 5 * steps_per_batch  # a divisor of the run's length: its last.ckpt is the end
-    common = [f"model={model}", "seed=7", "logger=none", "trainer.max_epochs=2", *overrides]
+    common = [*model_choice(model), "seed=7", "logger=none", "trainer.max_epochs=2", *overrides]
     step_checkpoints = [
         "callbacks.model_checkpoint.monitor=null",
         f"+callbacks.model_checkpoint.every_n_train_steps={every}",
@@ -66,7 +79,7 @@ def resume_in_mid_epoch(make_cfg, tmp_path: Path, model: str, *overrides: str) -
     return checkpoint, tmp_path / "straight" / "checkpoints" / "last.ckpt", run / "checkpoints" / "last.ckpt"
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.parametrize("model", ["vae", "gan", "flow"])
 def test_resume_from_a_step_checkpoint_in_mid_epoch_is_exact(make_cfg, tmp_path, one_thread, model):
     _, straight, resumed = resume_in_mid_epoch(make_cfg, tmp_path, model)
     assert_same_run(straight, resumed)

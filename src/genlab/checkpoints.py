@@ -143,10 +143,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 def architecture(model_config: Mapping[str, Any], prefix: str = "model.") -> dict[str, Any]:
     """What a model's weights depend on, flattened to override keys: its latent size, image shape and every
     net config (a `_target_` entry that is not a `_partial_` optimizer or scheduler, nor the prior, which is
-    fitted after training and may change on a resume)."""
+    fitted after training and may change on a resume, nor a flow's ODE sampler, which only draws)."""
     found: dict[str, Any] = {}
     for key, value in model_config.items():
-        if key == "prior":
+        if key in ("prior", "sampler"):
             continue
         if key in ("latent_dim", "image_shape"):
             found[f"{prefix}{key}"] = list(value) if isinstance(value, list | tuple) else value

@@ -56,6 +56,7 @@ class FlowMatching(GenerativeModel):
         val_seed: int,
     ) -> None:
         super().__init__(image_shape, math.prod(int(s) for s in image_shape), pixel_range)
+        del self.hparams["latent_dim"]  # the image's size, not a setting
         require(path in PATHS, "model.path", path, f"choose one of {sorted(PATHS)}")
         require(sigma >= 0, "model.sigma", sigma, "must be >= 0 (0: the deterministic path)")
         self.path = PATHS[path](sigma=sigma)
@@ -138,9 +139,12 @@ class FlowMatching(GenerativeModel):
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         return {"loss": self.loss(batch[0])}  # logged as train/loss by genlab.callbacks.TrainingScalars
 
-    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        # The EMA follows each optimiser step here, before any callback sees the batch's end (a step
+        # checkpoint then holds the average of the weights it holds).
+        super().optimizer_step(*args, **kwargs)
         if self.net_ema is not None:
-            self.net_ema.update(self.net, self.trainer.global_step - 1)
+            self.net_ema.update(self.net, self.trainer.global_step)
 
     def validation_step(self, batch, batch_idx: int) -> None:
         """The loss on fixed draws of (x0, t) per validation batch, so the curve compares epochs."""

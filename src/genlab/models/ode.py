@@ -111,7 +111,9 @@ class ODESampler:
             with torch.enable_grad():
                 y = state[0].detach().requires_grad_(True)
                 v = velocity(t, y)
-                if trace == "hutchinson":
+                if not v.requires_grad:  # a velocity that does not depend on x: no divergence
+                    divergence = torch.zeros(len(y), device=y.device, dtype=y.dtype)
+                elif trace == "hutchinson":
                     (vjp,) = torch.autograd.grad(v, y, noise)
                     divergence = (vjp * noise).flatten(1).sum(1)
                 else:
