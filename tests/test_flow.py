@@ -87,7 +87,8 @@ def test_a_solver_draws_the_same_images_at_the_same_seed_and_counts_its_evaluati
 
 
 def test_fixed_step_solvers_integrate_a_linear_field_to_their_order():
-    """dx/dt = -x from x(0) = 1: x(1) = e^-1; Euler's error falls as 1/steps, the midpoint rule's as 1/steps^2."""
+    """dx/dt = -x from x(0) = 1 to x(1) = e^-1: Euler's error falls as 1/steps, the midpoint rule's as
+    1/steps^2."""
     velocity = Linear(-torch.eye(1))
     x = torch.ones(1, 1)
     errors = {}
