@@ -14,7 +14,7 @@ from genlab.errors import ConfigError
 from genlab.models.flow import FlowMatching
 from genlab.models.ode import ODESampler
 
-TINY_NET = net_config("flow_mnist", "net", channels=32, channel_mult=[1], attention_resolutions=[], heads=1)
+TINY_NET = net_config("flow_mnist", "net", channels=32, channel_mult=[1], attention_levels=[], heads=1)
 EULER = {"_target_": "genlab.models.ode.ODESampler", "method": "euler", "nfe": 4, "atol": 1e-5, "rtol": 1e-5}
 
 
@@ -175,7 +175,7 @@ def test_evaluation_can_change_the_solver():
             r"model.net.channel_mult=\[1, 1, 1, 1, 1\].*8 px.*at most 4 levels",
         ),
         ({"net": TINY_NET | {"channels": 48}}, r"model.net.channels=48.*multiple of 32"),
-        ({"net": TINY_NET | {"attention_resolutions": [7]}}, r"model.net.attention_resolutions=\[7\].*\[8\]"),
+        ({"net": TINY_NET | {"attention_levels": [1]}}, r"model.net.attention_levels=\[1\].*levels 0 to 0"),
     ],
 )
 def test_bad_settings_name_the_key_and_the_fix(values, message):

@@ -20,7 +20,7 @@ BATCHES_PER_EPOCH = 15
 SMALL = {
     "flow": (
         "model.net.channel_mult=[1,2]",
-        "model.net.attention_resolutions=[]",
+        "model.net.attention_levels=[]",
         "model.sampler.method=euler",
         "model.sampler.nfe=2",
     )

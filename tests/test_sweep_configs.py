@@ -16,6 +16,8 @@ from sweep_grid import sweep_jobs
         ("mnist_gan_ablation", ["ablation=none,no_ema"], ["seed=0,1"], (8, 2, 16)),
         ("mnist_study_gan_tricks", ["ablation=none,ttur"], ["seed=0,1,2"], (5, 2, 15)),
         ("imagenette_best_vs_study", ["experiment=best_imagenette_gan"], ["seed=0,1,2"], (4, 1, 12)),
+        ("mnist_three_families", ["seed=0"], ["seed=0,1,2,3"], (9, 3, 12)),
+        ("imagenette_three_families", ["experiment=best_imagenette_flow_32px"], ["seed=0"], (9, 3, 3)),
     ],
 )
 def test_preset_expands_to_the_grid(preset, narrow, widen, counts):
@@ -146,8 +148,22 @@ def flatten(tree, prefix):
             yield f"{prefix}{key}", value
 
 
-@pytest.mark.parametrize("preset", ["best_mnist_gan", "best_mnist_vae"])
+@pytest.mark.parametrize("preset", ["best_mnist_gan", "best_mnist_vae", "best_mnist_flow"])
 def test_best_presets_repeat_the_first_seed_of_results(preset):
     """`python train.py experiment=<best preset>` is seed 0 of docs/results.md's three; seed=N still wins."""
     assert compose_train(f"experiment={preset}").seed == 0
     assert compose_train("sweep=mnist_best_vs_study", f"experiment={preset}", "seed=2").seed == 2
+
+
+@pytest.mark.parametrize(
+    ("preset", "size"), [("mnist_three_families", 28), ("imagenette_three_families", 32)]
+)
+def test_the_three_families_sweeps_train_each_familys_preset(preset, size):
+    """One preset per family, each with its own nets, at one image size."""
+    targets = set()
+    for job in sweep_jobs(compose_train(f"sweep={preset}"), ["seed=0"]):
+        cfg = compose_train(f"sweep={preset}", *job)
+        targets.add(cfg.model._target_.rsplit(".", 1)[-1])
+        assert cfg.hydra.runtime.choices.nets.startswith(cfg.hydra.runtime.choices.model)
+        assert (cfg.data.get("image_size") or 28) == size
+    assert targets == {"VAE", "GAN", "FlowMatching"}

@@ -17,8 +17,9 @@ GROUPS = 32
 
 class UNet(nn.Module):
     """`channels` at full resolution, times `channel_mult[i]` at level i (each level halves the image),
-    `res_blocks` residual blocks per level, self-attention with `heads` heads at the resolutions in pixels
-    listed in `attention_resolutions` (e.g. [7] at 28 px)."""
+    `res_blocks` residual blocks per level, self-attention with `heads` heads at the levels listed in
+    `attention_levels` (0: full resolution; e.g. [2] with three levels at 28 px: at 7 px), so that one config
+    serves every image size."""
 
     def __init__(
         self,
@@ -26,7 +27,7 @@ class UNet(nn.Module):
         channels: int,
         res_blocks: int,
         channel_mult: Sequence[int],
-        attention_resolutions: Sequence[int],
+        attention_levels: Sequence[int],
         heads: int,
         dropout: float,
     ) -> None:
@@ -49,17 +50,16 @@ class UNet(nn.Module):
             channels,
             f"channels times each channel_mult must be a multiple of {GROUPS} (GroupNorm groups)",
         )
-        sizes = [h // 2**level for level in range(levels)]
         require(
-            all(r in sizes for r in attention_resolutions),
-            "model.net.attention_resolutions",
-            list(attention_resolutions),
-            f"the U-Net's resolutions are {sizes} px; pick from them, or [] for none",
+            all(0 <= int(level) < levels for level in attention_levels),
+            "model.net.attention_levels",
+            list(attention_levels),
+            f"the U-Net has levels 0 to {levels - 1} (0: full resolution); pick from them, or [] for none",
         )
         require(int(res_blocks) >= 1, "model.net.res_blocks", res_blocks, "must be >= 1")
         # torchcfm names attention resolutions by the image size divided by the downsampling factor; an empty
         # list takes a size no level has.
-        attention = ",".join(str(r) for r in attention_resolutions) or str(2 * h)
+        attention = ",".join(str(h // 2 ** int(level)) for level in attention_levels) or str(2 * h)
         self.unet = UNetModelWrapper(
             dim=(c, h, w),
             num_channels=int(channels),
