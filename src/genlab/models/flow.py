@@ -67,6 +67,17 @@ class FlowMatching(GenerativeModel):
         self.sample_from_ema = True
         self.sampler = self.build_part("sampler")
 
+    @classmethod
+    def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
+        # The first flow checkpoints recorded their latent size and named attention by resolution in px.
+        hparams = {key: value for key, value in super().upgrade_hparams(hparams).items() if key != "latent_dim"}
+        net = dict(hparams["net"])
+        if "attention_resolutions" in net:
+            size = int(hparams["image_shape"][-1])
+            pixels = net.pop("attention_resolutions")
+            net["attention_levels"] = [int(math.log2(size // int(r))) for r in pixels]
+        return {**hparams, "net": net}
+
     @property
     def velocity(self) -> Any:
         """The net that draws: the EMA net, if any (and `sample_from_ema`), else the live one."""
