@@ -148,6 +148,17 @@ SMALL_EVAL = (
 )
 
 
+#: a flow small enough for CPU tests (conf/model/flow.yaml with a one-level U-Net, no attention): two Euler
+#: steps per sample
+TINY_FLOW_SETTINGS = (
+    "model.net.channel_mult=[1]",
+    "model.net.attention_resolutions=[]",
+    "model.sampler.method=euler",
+    "model.sampler.nfe=2",
+)
+TINY_FLOW = ("model=flow", *TINY_FLOW_SETTINGS)
+
+
 def build_model(cfg):
     """The run's model from a composed config, as train.py builds it: its image shape is the data's."""
     from hydra.utils import instantiate

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import build_model
+from helpers import TINY_FLOW, build_model
 from omegaconf import open_dict
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from genlab.callbacks import SampleGrid
+from genlab.callbacks import SampleGrid, Trajectory
+from genlab.checkpoints import load_model
 from genlab.errors import ConfigError
 from genlab.modes import eval_mode
 from genlab.pictures.curves import group_panels, moving_average
@@ -28,7 +29,7 @@ from genlab.train import train
 
 # Short epochs on the fake MNIST (250 train images, batch 16): seconds on a CPU.
 SHORT = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1"]
-PICTURE_CALLBACKS = ("samples", "interpolation", "reconstructions", "loss_curves")
+PICTURE_CALLBACKS = ("samples", "interpolation", "reconstructions", "trajectory", "loss_curves")
 
 
 def image_tags(run_dir: Path) -> set[str]:
@@ -144,6 +145,28 @@ def test_callbacks_leave_training_bit_identical(make_cfg):
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         assert torch.equal(weights[0][key], weights[1][key]), key
+
+
+def test_flow_pictures_add_the_trajectory(make_cfg):
+    """A model that draws along a path: the default callbacks add its trajectory grid (VAE and GAN runs above
+    have none)."""
+    cfg = make_cfg(*TINY_FLOW, "trainer.max_epochs=1", *SHORT, "callbacks.trajectory.points=5")
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    assert png(run_dir / "images/trajectory/epoch_000.png").size == (cell(5), cell(8))  # 8 rows, t=0 to 1
+    assert {"samples", "interpolation", "interpolation_real", "reconstructions", "trajectory"} <= image_tags(
+        run_dir
+    )
+    latents = checkpoint_callbacks(run_dir)["Trajectory"]["latents"]
+    # generate.py's trajectory.png at its default trajectory_samples and seed draws from the same noise
+    assert torch.equal(latents, fixed_latents(load_model(run_dir / "checkpoints/last.ckpt"), 8, seed=0))
+
+
+def test_bad_trajectory_settings_name_the_value():
+    with pytest.raises(ConfigError, match="callbacks.trajectory.points=1 is invalid"):
+        Trajectory(samples=8, points=1, seed=0, every_n_epochs=1)
+    with pytest.raises(ConfigError, match="callbacks.trajectory.samples=0 is invalid"):
+        Trajectory(samples=0, points=8, seed=0, every_n_epochs=1)
 
 
 @pytest.fixture

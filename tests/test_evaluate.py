@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import SMALL_EVAL, write_fake_mnist
+from helpers import SMALL_EVAL, TINY_FLOW, write_fake_mnist
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 from PIL import Image
 
+from genlab.checkpoints import load_model
 from genlab.errors import CheckpointError, ConfigError, DataError
 from genlab.evaluate import evaluate, run
 from genlab.metrics import classifier
+from genlab.metrics.likelihood import bits_per_dim_scores
 from genlab.train import train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -219,3 +221,57 @@ def test_caches_are_found_by_content_and_the_data_folder_is_never_written(
         assert sorted(path.name for path in cache.iterdir()) == built
         assert result["protocol"]["data_dir"] == str(other.resolve())
         assert Path(result["protocol"]["reference"]["cache"]).parent == cache
+
+
+def test_a_flow_reports_its_sampler_cost_and_bits_per_dim(make_cfg, eval_cfg, pooled_pixels, capsys):
+    ckpt = trained_checkpoint(make_cfg, *TINY_FLOW)
+    bits = ("likelihood.n_images=4", "likelihood.batch_size=3")
+    result = evaluate(eval_cfg(f"ckpt_path={ckpt}", *SMALL_EVAL, *bits, "sampler.nfe=4", "classifier=false"))
+    metrics, protocol = result["metrics"], result["protocol"]
+    assert json.loads((ckpt.parents[1] / "metrics.json").read_text()) == json.loads(json.dumps(result))
+    sampling = protocol["sampling"]
+    assert {key: sampling[key] for key in ("method", "nfe", "device")} == {
+        "method": "euler",
+        "nfe": 4,
+        "device": "cpu",
+    }
+    assert sampling["seconds_per_1000_samples"] > 0
+    assert protocol["generator_weights"] == "ema"  # conf/model/flow.yaml's ema_decay
+    # uniform dequantisation of 8-bit images: at least 0 bits, near 8 for an untrained flow
+    assert 0 < metrics["bits_per_dim"] < 20 and metrics["bits_per_dim_se"] > 0
+    exact = protocol["exact_likelihood"]
+    assert exact["n_images"] == 4 and exact["nfe_per_batch"] == 4 and exact["trace"] == "hutchinson"
+    assert "change of variables" in exact["description"] and "euler" in exact["description"]
+    out = capsys.readouterr().out
+    assert "sampling: euler, nfe 4:" in out and "bits/dim:" in out
+    assert "iwae" not in metrics  # no VAE bounds
+
+    # the same seed and batch size: the same dequantisation noise and trace vectors, the same number
+    model, test = load_model(ckpt), torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8)
+    first, _ = bits_per_dim_scores(model, test, batch_size=2, seed=3)
+    assert bits_per_dim_scores(model, test, batch_size=2, seed=3)[0] == first
+    assert bits_per_dim_scores(model, test, batch_size=2, seed=4)[0] != first
+
+    # ema=false draws from the trained net; the checkpoint's sampler; exact=false skips bits/dim
+    common = (f"ckpt_path={ckpt}", *SMALL_EVAL, "classifier=false", "likelihood.exact=false")
+    common += (f"out={ckpt.parent / 'x.json'}",)
+    trained = evaluate(eval_cfg(*common, "ema=false"))
+    assert trained["protocol"]["generator_weights"] == "trained"
+    assert trained["protocol"]["sampling"]["nfe"] == 2
+    assert "bits_per_dim" not in trained["metrics"] and "exact_likelihood" not in trained["protocol"]
+
+
+def test_sampler_and_likelihood_settings_of_a_model_without_them(make_cfg, eval_cfg, pooled_pixels, capsys):
+    ckpt = trained_checkpoint(make_cfg)
+    with pytest.raises(SystemExit) as exit_info:
+        run(eval_cfg(f"ckpt_path={ckpt}", "sampler.nfe=10"))
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert "error: sampler={'nfe': 10} is invalid" in error and "one forward pass" in error
+    with pytest.raises(ConfigError, match=r"likelihood.exact=true is invalid: VAE has no exact.*model=flow"):
+        evaluate(eval_cfg(f"ckpt_path={ckpt}", "likelihood.exact=true"))
+    with pytest.raises(ConfigError, match="likelihood.exact='always' is invalid"):
+        evaluate(eval_cfg(f"ckpt_path={ckpt}", "likelihood.exact=always"))
+    result = evaluate(eval_cfg(f"ckpt_path={ckpt}", *SMALL_EVAL, "classifier=false"))
+    assert result["protocol"]["sampling"]["method"] == "one forward pass"
+    assert result["protocol"]["sampling"]["nfe"] == 1 and "bits_per_dim" not in result["metrics"]

@@ -6,17 +6,22 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import TINY_FLOW_SETTINGS
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
+from genlab.checkpoints import load_model
 from genlab.errors import CheckpointError, ConfigError
 from genlab.generate import generate, pick_device, run
+from genlab.modes import sampling_mode
+from genlab.pictures.grids import fixed_latents, trajectory_images
 from genlab.train import train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 NO_PICTURES = [
-    f"callbacks.{name}=null" for name in ("samples", "interpolation", "reconstructions", "loss_curves")
+    f"callbacks.{name}=null"
+    for name in ("samples", "interpolation", "reconstructions", "trajectory", "loss_curves")
 ]
 
 
@@ -26,10 +31,15 @@ def generate_cfg(*overrides: str):
         return compose(config_name="generate", overrides=list(overrides))
 
 
-def checkpoint(make_cfg, model: str) -> Path:
+def checkpoint(make_cfg, model: str, *overrides: str) -> Path:
     """last.ckpt of a one-batch run on the fake data."""
     cfg = make_cfg(
-        f"model={model}", "logger=none", "trainer.max_steps=2", "+trainer.limit_val_batches=1", *NO_PICTURES
+        f"model={model}",
+        "logger=none",
+        "trainer.max_steps=2",
+        "+trainer.limit_val_batches=1",
+        *NO_PICTURES,
+        *overrides,
     )
     train(cfg)
     return Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
@@ -57,8 +67,32 @@ def test_vae_checkpoint_with_data(make_cfg, mnist_dir, tmp_path):
 def test_gan_checkpoint_without_data(make_cfg, tmp_path):
     ckpt = checkpoint(make_cfg, "gan")
     written = generate(generate_cfg(f"ckpt_path={ckpt}", f"out={tmp_path / 'out'}", "mode=linear"))
-    assert set(written) == {"samples", "interpolation"}
+    assert set(written) == {"samples", "interpolation"}  # no trajectory: it draws in one step
     assert size(written["samples"]) == (8 * 30 + 2, 8 * 30 + 2)
+    with pytest.raises(ConfigError, match=r"sampler=\{'method': 'dopri5'\} is invalid.*one forward pass"):
+        generate(generate_cfg(f"ckpt_path={ckpt}", f"out={tmp_path / 'out'}", "sampler.method=dopri5"))
+
+
+def test_flow_checkpoint_draws_its_trajectory(make_cfg, mnist_dir, tmp_path):
+    ckpt = checkpoint(make_cfg, "flow", *TINY_FLOW_SETTINGS)
+    out = tmp_path / "pictures"
+    common = (f"ckpt_path={ckpt}", f"out={out}", "n=4", "pairs=2", "device=cpu")
+    written = generate(
+        generate_cfg(*common, "trajectory_samples=3", "trajectory_points=5", f"data.data_dir={mnist_dir}")
+    )
+    assert set(written) == {"samples", "interpolation", "trajectory", "interpolation_real", "reconstructions"}
+    assert size(out / "trajectory.png") == (5 * 30 + 2, 3 * 30 + 2)  # a row per sample, t=0 to t=1
+    # the last column: the samples of the same latents (the checkpoint's two Euler steps)
+    model = load_model(ckpt)
+    with sampling_mode(model):
+        z = fixed_latents(model, 3, seed=0)
+        rows = trajectory_images(model, z, 5).unflatten(0, (3, 5))
+        assert torch.allclose(rows[:, -1], model.to_unit(model.generate(z)), atol=1e-6)
+        assert torch.allclose(rows[:, 0], model.to_unit(z.view(3, 1, 28, 28).clamp(-1, 1)))
+    with pytest.raises(ConfigError, match="sampler.nfe=3 is invalid: midpoint spends 2"):
+        generate(generate_cfg(*common, "sampler.method=midpoint", "sampler.nfe=3"))
+    with pytest.raises(ConfigError, match="trajectory_points=1 is invalid"):
+        generate(generate_cfg(*common, "trajectory_points=1"))
 
 
 def test_not_a_genlab_checkpoint(tmp_path):

@@ -70,16 +70,40 @@ def test_quality_table_has_the_floor_the_nll_and_the_training_time(fake_sweep):
     quality = report.split("## Quality")[1].split("##")[0].strip().splitlines()
     assert quality[0] == (
         "| data | model | configuration | runs | FID | KID | precision | test NLL (IWAE, nats) "
-        "| training minutes |"
+        "| training minutes | sampling (NFE, s / 1,000 samples) |"
     )
     assert quality[2] == (
-        "| mnist | real floor | real train vs reference images | - | 1 | 0.0001 | - | - | - |"
+        "| mnist | real floor | real train vs reference images | - | 1 | 0.0001 | - | - | - | - |"
     )
     rows = {line.split(" | ")[1]: line.split(" | ")[3:] for line in quality[3:]}
     vae_fid = statistics.fmean(values["vae"]["fid"])
     assert rows["VAE"][:2] == ["2/3", f"{vae_fid:.4g} ± 7.1"]
     assert rows["VAE"][4] == "91.5 ± 0.71" and rows["GAN"][4] == "-"  # -IWAE: the VAE's only
-    assert rows["VAE"][5] == "3 ± 0.71 |"  # finished.json's minutes: 1.5 + seed, seeds 1 and 2
+    assert rows["VAE"][5] == "3 ± 0.71"  # finished.json's minutes: 1.5 + seed, seeds 1 and 2
+    # protocol.sampling of the GAN's evaluations; the VAE's were evaluated before evaluate.py recorded it
+    assert rows["GAN"][6] == "1 NFE, 0.65 ± 0.071 s |" and rows["VAE"][6] == "- |"
+
+
+def test_three_model_families_are_ranked_with_their_sampling_cost(tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    values = write_fake_sweep(sweep_dir, models=("vae", "gan", "flow"))
+    report = write_report(sweep_dir).read_text()
+    fids = {model: statistics.fmean(values[model]["fid"]) for model in values}
+    assert fids["flow"] < fids["gan"] < fids["vae"]
+    assert "- mnist: **FlowMatching** wins on fid (45 vs GAN 65, VAE 95)" in report
+    assert "- mnist: VAE, GAN and FlowMatching tie on precision (0.65)" in report
+    quality = report.split("## Quality")[1].split("##")[0].strip().splitlines()
+    header = quality[0].strip("| ").split(" | ")
+    assert header[-3:] == ["test bits/dim", "training minutes", "sampling (NFE, s / 1,000 samples)"]
+    rows = {line.split(" | ")[1]: line.strip("| ").split(" | ") for line in quality[3:]}
+    assert set(rows) == {"VAE", "GAN", "FlowMatching"}
+    assert rows["FlowMatching"][-3:] == ["1.65 ± 0.071", "3 ± 0.71", "50 NFE, 21.5 ± 0.71 s"]
+    assert rows["GAN"][-3:] == ["-", "3 ± 0.71", "1 NFE, 0.65 ± 0.071 s"]
+    assert rows["VAE"][-1] == "-"
+    with (sweep_dir / "report.csv").open() as handle:
+        flow = next(row for row in csv.DictReader(handle) if row["model"] == "FlowMatching")
+    assert float(flow["sampling.nfe_mean"]) == 50 and float(flow["bits_per_dim_mean"]) == pytest.approx(1.65)
+    assert (sweep_dir / "figures" / "curves_mnist_flowmatching.png").stat().st_size > 0
 
 
 def test_report_without_metrics_or_images(tmp_path):
@@ -89,7 +113,7 @@ def test_report_without_metrics_or_images(tmp_path):
         for picture in (tmp_path / str(job) / "images" / "samples").glob("*.png"):
             picture.unlink()
     report = write_report(tmp_path).read_text()
-    assert "No metric that both models share" in report
+    assert "No metric that two models share" in report
     assert "train/d_loss" in report and "val/loss" in report
     assert not (tmp_path / "figures" / "samples_mnist.png").exists()
 

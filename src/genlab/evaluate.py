@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from genlab import run_dir
 from genlab.cache import cache_dir
 from genlab.checkpoints import checkpoint_datamodule, load_model
-from genlab.errors import CheckpointError, exits_on_error, require
+from genlab.errors import CheckpointError, ConfigError, exits_on_error, require
 from genlab.hparams import add_to_run
 from genlab.mappings import as_dict
 from genlab.metrics import classifier, distribution
@@ -28,12 +28,13 @@ from genlab.metrics.inception import (
     extract_features,
     shared_inception,
 )
-from genlab.metrics.likelihood import likelihood_scores
+from genlab.metrics.likelihood import bits_per_dim_scores, likelihood_scores
 from genlab.metrics.reference import reference_features, subset_indices
-from genlab.models.base import class_path
+from genlab.models.base import GenerativeModel, class_path
+from genlab.models.ode import TRACES
 from genlab.models.priors import fit_prior
 from genlab.pictures.images import image_grid, save_grid
-from genlab.sampling import sample_uint8
+from genlab.sampling import configure_sampler, sample_uint8
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,47 @@ GRID_IMAGES = 64
 
 
 def sampling_weights(model, ema: bool) -> str:
-    """Which generator weights draw the samples: a GAN's EMA ("ema") or, with `ema=false` or no EMA, the
-    trained ones ("trained"). Both are in the checkpoint, so one run measures both."""
-    if getattr(model, "generator_ema", None) is None:
+    """Which weights draw the samples: the EMA of a GAN's generator or a flow's net ("ema") or, with
+    `ema=false` or no EMA, the trained ones ("trained"). Both are in the checkpoint, so one run measures
+    both."""
+    if all(getattr(model, name, None) is None for name in ("generator_ema", "net_ema")):
         return "trained"
     if not ema:
-        model.sample_from_ema = False  # GAN.generate draws from the trained generator
+        model.sample_from_ema = False  # generate() draws from the trained weights
         return "trained"
     return "ema"
+
+
+def wants_bits_per_dim(cfg: DictConfig, model: GenerativeModel) -> bool:
+    """Whether to measure test bits/dim (`likelihood.exact`: auto, true or false), its settings checked
+    before minutes of sampling."""
+    exact = cfg.likelihood.exact
+    require(
+        exact == "auto" or isinstance(exact, bool),
+        "likelihood.exact",
+        exact,
+        "use auto (when the model has an exact likelihood), true (required) or false (skip)",
+    )
+    if exact is True and not model.has_exact_likelihood:
+        raise ConfigError(
+            f"likelihood.exact=true is invalid: {type(model).__name__} has no exact likelihood; only models "
+            "with `has_exact_likelihood` (the flow, model=flow) have one. Use likelihood.exact=auto or false."
+        )
+    if exact is False or not model.has_exact_likelihood:
+        return False
+    n_images = cfg.likelihood.n_images
+    require(
+        n_images is None or n_images >= 2,
+        "likelihood.n_images",
+        n_images,
+        "must be at least 2 (for a standard error), or null for the whole test split",
+    )
+    require(
+        cfg.likelihood.batch_size >= 1, "likelihood.batch_size", cfg.likelihood.batch_size, "must be >= 1"
+    )
+    trace = cfg.likelihood.trace
+    require(trace in TRACES, "likelihood.trace", trace, f"choose one of {TRACES}")
+    return True
 
 
 def _positive_or_null(cfg: DictConfig, key: str) -> None:
@@ -112,6 +146,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     ckpt_path = Path(cfg.ckpt_path).expanduser().resolve()
     model = load_model(ckpt_path)
     weights = sampling_weights(model, cfg.ema)
+    configure_sampler(model, as_dict(cfg.sampler))
+    bits_per_dim = wants_bits_per_dim(cfg, model)
     datamodule = checkpoint_datamodule(ckpt_path, model, as_dict(cfg.data, resolve=False))
     datamodule.check_available()
     prior: Any = getattr(model, "prior", None)
@@ -136,7 +172,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         datamodule, floor_split, n_reference, extractor, cache, cfg.reference.seed + 1, cfg.batch_size
     )
     generator = torch.Generator().manual_seed(cfg.seed)
+    started_sampling = time.perf_counter()
     samples = sample_uint8(model, cfg.n_samples, generator, cfg.batch_size, progress="sampling")
+    sampling = model.sampling_settings() | {
+        "seconds_per_1000_samples": round(1000 * (time.perf_counter() - started_sampling) / len(samples), 3),
+        "device": str(model.device),
+        "batch_size": cfg.batch_size,
+    }
+    log.info("sampling: %s", describe_sampling(sampling))
     started_features = time.perf_counter()
     fake = extract_features(samples, extractor, cfg.batch_size, progress="generated features")
     seconds = time.perf_counter() - started_features
@@ -171,6 +214,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 model, test_images, test_images[: sizes["iwae_n_images"]], cfg.vae.iwae_k, seed=cfg.seed
             )
         )
+    exact: dict[str, Any] = {}
+    if bits_per_dim:
+        test = datamodule.split_images("test")
+        test = test[subset_indices(len(test), cfg.likelihood.n_images, cfg.seed)]
+        scores, exact = bits_per_dim_scores(
+            model, test, cfg.likelihood.batch_size, cfg.likelihood.trace, cfg.seed, progress="bits/dim"
+        )
+        metrics.update(scores)
     result = {
         "metrics": metrics,
         "protocol": {
@@ -192,6 +243,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             "preprocessing": PREPROCESSING,
             "kid": {"subsets": cfg.kid.subsets, "subset_size": sizes["kid_subset_size"], "seed": cfg.seed},
             "nearest_k": cfg.nearest_k,
+            "sampling": sampling,
             **(
                 {
                     "likelihood": cast(Any, model).likelihood.description,
@@ -202,6 +254,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 if model.has_likelihood
                 else {}
             ),
+            **({"exact_likelihood": exact} if exact else {}),
             "seconds": round(time.time() - started, 1),
         },
     }
@@ -236,7 +289,28 @@ def table(result: dict[str, Any]) -> str:
             )
     if "class_histogram" in metrics:
         lines.append("class_histogram         " + " ".join(f"{v:.3f}" for v in metrics["class_histogram"]))
+    if "sampling" in protocol:
+        lines.append(f"sampling: {describe_sampling(protocol['sampling'])}")
+    if "exact_likelihood" in protocol:
+        exact = protocol["exact_likelihood"]
+        lines.append(
+            f"bits/dim: {metrics['bits_per_dim']:.4f} ± {metrics['bits_per_dim_se']:.4f} (standard error) on "
+            f"{exact['n_images']} test images, {exact['nfe_per_batch']} NFE per batch ({exact['seconds']} s)"
+        )
     return "\n".join(lines)
+
+
+def describe_sampling(sampling: dict[str, Any]) -> str:
+    """protocol.sampling in words: the method, its NFE (or tolerances) and the time per 1,000 samples."""
+    settings = [str(sampling["method"])] + [
+        f"{key} {value}"
+        for key, value in sampling.items()
+        if key not in ("method", "seconds_per_1000_samples", "device", "batch_size")
+    ]
+    return (
+        f"{', '.join(settings)}: {sampling['seconds_per_1000_samples']} s per 1,000 samples "
+        f"({sampling['device']}, batch {sampling['batch_size']})"
+    )
 
 
 @exits_on_error

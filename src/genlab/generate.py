@@ -1,4 +1,5 @@
-"""Pictures from a checkpoint: the training callbacks' sample grid, interpolations and reconstructions."""
+"""Pictures from a checkpoint: the training callbacks' sample grid, interpolations, reconstructions and
+trajectories."""
 
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from genlab.pictures.grids import (
     real_interpolation_images,
     reconstruction_images,
     sample_images,
+    trajectory_images,
 )
 from genlab.pictures.images import image_grid, save_grid
+from genlab.sampling import configure_sampler
 
 log = logging.getLogger(__name__)
 DEVICES = ("auto", "cpu", "cuda")
@@ -54,8 +57,21 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     require(
         int(cfg.n_reconstructions) >= 0, "n_reconstructions", cfg.n_reconstructions, "must be >= 0 (0: none)"
     )
+    require(
+        int(cfg.trajectory_samples) >= 0,
+        "trajectory_samples",
+        cfg.trajectory_samples,
+        "must be >= 0 (0: none)",
+    )
+    require(
+        int(cfg.trajectory_points) >= 2,
+        "trajectory_points",
+        cfg.trajectory_points,
+        "must be >= 2 (the noise and the sample)",
+    )
     device = pick_device(cfg.device)
     model = load_model(cfg.ckpt_path, map_location=device).to(device)
+    configure_sampler(model, as_dict(cfg.sampler))
     out = Path(cfg.out)
     written: dict[str, Path] = {}
 
@@ -70,6 +86,11 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
         )
         z0, z1 = fixed_latents(model, 2 * cfg.pairs, cfg.seed).chunk(2)
         write("interpolation", interpolation_images(model, z0, z1, cfg.steps, cfg.mode), cfg.steps)
+        if model.draws_trajectories and cfg.trajectory_samples:
+            z = fixed_latents(model, cfg.trajectory_samples, cfg.seed)
+            write("trajectory", trajectory_images(model, z, cfg.trajectory_points), cfg.trajectory_points)
+        elif cfg.trajectory_samples:
+            log.info("%s draws in one step: no trajectory", type(model).__name__)
         if cfg.data.data_dir and model.can_encode:
             datamodule = checkpoint_datamodule(cfg.ckpt_path, model, as_dict(cfg.data, resolve=False))
             datamodule.check_available()

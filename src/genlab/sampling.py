@@ -1,6 +1,10 @@
-"""New images from a model as uint8 pixels, the form every metric compares with real images."""
+"""New images from a model as uint8 pixels, the form every metric compares with real images, and the
+settings of the sampler that draws them."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -33,3 +37,12 @@ def sample_uint8(
             for z in (tqdm(batches, desc=progress) if progress else batches)
         ]
     return torch.cat(images)
+
+
+def configure_sampler(model: GenerativeModel, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Apply the non-null settings of a `sampler:` block (evaluate.py, generate.py) to the model's solver;
+    null keeps the checkpoint's. A model without a solver raises its ConfigError for any setting given."""
+    given = {key: value for key, value in settings.items() if value is not None}
+    if given:
+        model.configure_sampler(**given)
+    return given

@@ -67,6 +67,13 @@ def real_interpolation_images(
     return rows.flatten(0, 1)
 
 
+def trajectory_images(model: GenerativeModel, z: torch.Tensor, points: int) -> torch.Tensor:
+    """Models that draw along a path (`draws_trajectories`): one row per latent of `points` images from its
+    noise (t=0) to its sample (t=1), in row order: [N * points, C, H, W]."""
+    path = model.trajectory(z.to(model.device), int(points))  # [points, N, C, H, W]
+    return model.to_unit(path.transpose(0, 1).flatten(0, 1))
+
+
 def reconstruction_images(model: GenerativeModel, images: torch.Tensor, nrow: int) -> torch.Tensor:
     """VAE: rows of `nrow` inputs (in the model's range), each directly above a row of their
     reconstructions, to be shown with `nrow` images per row; a last partial row of inputs is left out."""

@@ -15,7 +15,14 @@ from matplotlib.image import imread
 
 from genlab.launch.resumable_sweep import TRAIN_MINUTES
 from genlab.pictures.curves import moving_average
-from genlab.report.runs import Run, job_order, label_configurations, read_sweeps
+from genlab.report.runs import (
+    SAMPLING_NFE,
+    SAMPLING_SECONDS,
+    Run,
+    job_order,
+    label_configurations,
+    read_sweeps,
+)
 from genlab.run_dir import SAMPLES
 
 #: which way is better for the metrics evaluate.py writes; metrics not listed are shown but not judged
@@ -28,9 +35,11 @@ HIGHER_IS_BETTER = {
     "coverage": True,
     "test_elbo": True,
     "iwae": True,
+    "bits_per_dim": False,
 }
 
-#: the report's headline table: (metric, column title, sign); the VAE's IWAE bound is shown as an NLL in nats
+#: the report's headline table: (metric, column title, sign); the VAE's IWAE bound is shown as an NLL in nats,
+#: the flow's exact likelihood in bits/dim
 QUALITY = [
     ("fid", "FID", 1),
     ("kid_mean", "KID", 1),
@@ -40,8 +49,11 @@ QUALITY = [
     ("coverage", "coverage", 1),
     ("class_entropy", "class entropy", 1),
     ("iwae", "test NLL (IWAE, nats)", -1),
+    ("bits_per_dim", "test bits/dim", 1),
     (TRAIN_MINUTES, "training minutes", 1),
 ]
+#: the quality table's last column: what a sample costs (evaluate.py's protocol.sampling)
+SAMPLING_TITLE = "sampling (NFE, s / 1,000 samples)"
 
 
 @dataclass
@@ -126,12 +138,15 @@ def winners(rows: Sequence[Row]) -> list[tuple[str, str, list[tuple[str, float]]
 
 
 def verdict(data: str, metric: str, ranking: Sequence[tuple[str, float]]) -> str:
-    """One summary line: who wins on `metric`, or which models tie for first."""
-    (winner, best), (runner_up, other) = ranking[0], ranking[1]
-    if best == other:
-        tied = [model for model, value in ranking if value == best]
-        return f"- {data}: {' and '.join(tied)} tie on {metric} ({best:.4g})"
-    return f"- {data}: **{winner}** wins on {metric} ({best:.4g} vs {runner_up} {other:.4g})"
+    """One summary line: who wins on `metric`, or which models tie for first, then the others in order."""
+    best = ranking[0][1]
+    tied = [model for model, value in ranking if value == best]
+    rest = ", ".join(f"{model} {value:.4g}" for model, value in ranking[len(tied) :])
+    if len(tied) > 1:
+        then = f"; then {rest}" if rest else ""
+        names = ", ".join(tied[:-1]) + f" and {tied[-1]}"
+        return f"- {data}: {names} tie on {metric} ({best:.4g}{then})"
+    return f"- {data}: **{tied[0]}** wins on {metric} ({best:.4g} vs {rest})"
 
 
 def curves_figure(runs: Sequence[Run], model: str, data: str) -> Figure | None:
@@ -215,27 +230,40 @@ def format_value(row: Row, name: str, sign: int = 1) -> str:
     return f"{mean:.4g} ± {row.std[name]:.2g}" if name in row.std else f"{mean:.4g}"
 
 
+def sampling_cost(row: Row) -> str:
+    """The mean NFE and the seconds per 1,000 samples of a configuration's evaluations ("-" for runs
+    evaluated before evaluate.py recorded them)."""
+    if SAMPLING_SECONDS not in row.mean:
+        return "-"
+    nfe = f"{row.mean[SAMPLING_NFE]:.4g}" if SAMPLING_NFE in row.mean else "-"
+    return f"{nfe} NFE, {format_value(row, SAMPLING_SECONDS)} s"
+
+
 def quality_table(rows: Sequence[Row]) -> list[str]:
-    """The headline table: evaluate.py's sample metrics, the likelihood bound and the training time of each
-    configuration, with the real-data floor (train vs reference images) first; [] before any evaluation."""
+    """The headline table: evaluate.py's sample metrics, the likelihoods, the training time and the sampling
+    cost of each configuration, with the real-data floor (train vs reference images) first; [] before any
+    evaluation."""
     shown = [(name, title, sign) for name, title, sign in QUALITY if any(name in row.mean for row in rows)]
     if all(name == TRAIN_MINUTES for name, _, _ in shown):
         return []
+    cost = any(SAMPLING_SECONDS in row.mean for row in rows)
+    titles = [title for _, title, _ in shown] + ([SAMPLING_TITLE] if cost else [])
     lines = [
-        "| data | model | configuration | runs | " + " | ".join(title for _, title, _ in shown) + " |",
-        "|" + "---|" * (len(shown) + 4),
+        "| data | model | configuration | runs | " + " | ".join(titles) + " |",
+        "|" + "---|" * (len(titles) + 4),
     ]
     floor = next((row for row in rows if "real_floor.fid" in row.mean), None)
     if floor is not None:
         cells = [
             f"{floor.mean[f'real_floor.{n}']:.4g}" if f"real_floor.{n}" in floor.mean else "-"
             for n, _, _ in shown
-        ]
+        ] + (["-"] if cost else [])
         lines.append(
             f"| {floor.data} | real floor | real train vs reference images | - | " + " | ".join(cells) + " |"
         )
     for row in rows:
         cells = [format_value(row, name, sign) for name, _, sign in shown]
+        cells += [sampling_cost(row)] if cost else []
         done = len(row.runs) - len(row.failures)
         lines.append(
             f"| {row.data} | {row.model} | `{row.configuration}` | {done}/{len(row.runs)} | "
@@ -318,7 +346,7 @@ def write_report(sweep_dirs: str | Path | Sequence[str | Path], out: str | Path 
         "",
     ]
     lines += [verdict(*result) for result in winners(rows)] or [
-        "- No metric that both models share (run `python evaluate.py ckpt_path=...` on each run for FID, "
+        "- No metric that two models share (run `python evaluate.py ckpt_path=...` on each run for FID, "
         "KID, precision/recall): the losses below are not comparable between different models."
     ]
     quality = quality_table(rows)

@@ -30,8 +30,12 @@ from genlab.run_dir import (
     tensorboard_dir,
 )
 
+#: what one sample cost, the report's names of evaluate.py's protocol.sampling.{nfe,seconds_per_1000_samples}
+SAMPLING_NFE, SAMPLING_SECONDS = "sampling.nfe", "sampling.seconds_per_1000_samples"
+SAMPLING_COST = {"nfe": SAMPLING_NFE, "seconds_per_1000_samples": SAMPLING_SECONDS}
+
 #: the picture tags of genlab's image callbacks: <run dir>/images/<tag>/epoch_XXX.png
-IMAGE_TAGS = ("samples", "interpolation", "interpolation_real", "reconstructions")
+IMAGE_TAGS = ("samples", "interpolation", "interpolation_real", "reconstructions", "trajectory")
 
 
 @dataclass
@@ -88,7 +92,9 @@ def read_csv_log(path: Path) -> dict[str, list[tuple[int, float]]]:
 
 def read_metrics(run_dir: Path) -> dict[str, float]:
     """Numeric entries of the newest metrics.json under the run dir (evaluate.py's output), flattened:
-    its `metrics` (the real floor as `real_floor.<name>`); the `protocol` settings are not results."""
+    its `metrics` (the real floor as `real_floor.<name>`), and the sampling cost of its protocol (NFE and
+    seconds per 1,000 samples, as `sampling.<name>`; files written before evaluate.py recorded it have
+    none); the other `protocol` settings are not results."""
     found = sorted(run_dir.rglob(METRICS), key=lambda p: p.stat().st_mtime)
     if not found:
         return {}
@@ -98,9 +104,14 @@ def read_metrics(run_dir: Path) -> dict[str, float]:
         raise GenlabError(
             f"{found[-1]} is not valid JSON ({error}): re-run evaluate.py for that run"
         ) from None
+    cost: dict[str, object] = {}
     if isinstance(raw, dict) and isinstance(raw.get("metrics"), dict):
+        protocol = raw.get("protocol")
+        sampling = protocol.get("sampling") if isinstance(protocol, dict) else None
+        if isinstance(sampling, dict):
+            cost = {name: sampling[key] for key, name in SAMPLING_COST.items() if key in sampling}
         raw = raw["metrics"]
-    leaves = flatten(raw) if isinstance(raw, dict) else {}
+    leaves = (flatten(raw) if isinstance(raw, dict) else {}) | cost
     return {
         name: float(value)
         for name, value in leaves.items()
