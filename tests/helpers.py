@@ -152,7 +152,7 @@ SMALL_EVAL = (
 #: steps per sample
 TINY_FLOW_SETTINGS = (
     "model.net.channel_mult=[1]",
-    "model.net.attention_resolutions=[]",
+    "model.net.attention_levels=[]",
     "model.sampler.method=euler",
     "model.sampler.nfe=2",
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_same_run
+from helpers import TINY_FLOW_SETTINGS, assert_same_run
 from omegaconf import open_dict
 
 from genlab.errors import Interrupted
@@ -16,15 +16,8 @@ from genlab.train import train
 
 # 300 fake training images - 50 held out = 250 = 15 batches of 16 (the last one dropped) per epoch.
 BATCHES_PER_EPOCH = 15
-#: the flow at a CPU test's size: a two-level U-Net without attention, pictures by two Euler steps
-SMALL = {
-    "flow": (
-        "model.net.channel_mult=[1,2]",
-        "model.net.attention_levels=[]",
-        "model.sampler.method=euler",
-        "model.sampler.nfe=2",
-    )
-}
+#: the flow at a CPU test's size
+SMALL = {"flow": TINY_FLOW_SETTINGS}
 
 
 def model_choice(model: str) -> list[str]:
