@@ -70,7 +70,9 @@ class FlowMatching(GenerativeModel):
     @classmethod
     def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
         # The first flow checkpoints recorded their latent size and named attention by resolution in px.
-        hparams = {key: value for key, value in super().upgrade_hparams(hparams).items() if key != "latent_dim"}
+        hparams = {
+            key: value for key, value in super().upgrade_hparams(hparams).items() if key != "latent_dim"
+        }
         net = dict(hparams["net"])
         if "attention_resolutions" in net:
             size = int(hparams["image_shape"][-1])
