@@ -47,7 +47,7 @@ def sampling_weights(model, ema: bool) -> str:
     """Which weights draw the samples: the EMA of a GAN's generator or a flow's net ("ema") or, with
     `ema=false` or no EMA, the trained ones ("trained"). Both are in the checkpoint, so one run measures
     both."""
-    if all(getattr(model, name, None) is None for name in ("generator_ema", "net_ema")):
+    if not model.has_ema:
         return "trained"
     if not ema:
         model.sample_from_ema = False  # generate() draws from the trained weights

@@ -15,6 +15,7 @@ from torch import nn
 from genlab.compat import attached_trainer, trainer_datamodule
 from genlab.errors import ConfigError, require
 from genlab.instantiate import build
+from genlab.models.ema import EMA
 from genlab.nets.recorded import complete_net_configs
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,12 @@ class GenerativeModel(L.LightningModule):
         """The saved constructor arguments (Lightning's AttributeDict: `self.hparams.beta`), typed as Any so
         that a model reads its own keys without casts."""
         return super().hparams
+
+    @property
+    def has_ema(self) -> bool:
+        """Whether it keeps an EMA of a net's weights (genlab.models.ema) that draws its samples while its
+        `sample_from_ema` is true (evaluate.py's `ema=false` clears it)."""
+        return any(isinstance(child, EMA) for child in self.children())
 
     def build_net(self, key: str, **sizes: Any) -> nn.Module:
         """The net of the `key` hyperparameter (a `_target_` config), given the sizes the model knows."""
