@@ -29,7 +29,7 @@ test:  ## run the test suite (fast tests; `slow` ones are skipped)
 test-slow:  ## run every test, the slow ones too
 	$(PY) -m pytest -q -m ""
 
-bench:  ## genlab against a hand-written loop, knobs, scaling, data path, evaluation: tables + results JSON
+bench:  ## genlab against a hand-written loop, knobs, scaling, data path, evaluation, flow sampling: tables + JSON
 	$(PY) -m benchmarks.run --mnist-dir $(DATA_DIR) --imagenette-dir $(IMAGENETTE_DIR) --device $(DEVICE)
 
 gpu-check:  ## on one GPU, <8 min: bench, fp16 + DDP tests, data.device=auto, 2 epochs of best_mnist_*: one JSON

@@ -4,7 +4,7 @@
         [--cases ...] [--out FILE]
 
 Writes benchmarks/results/<host>-<device>.json (with --quick: <host>-<device>-quick.json), or --out; with
---only, the other parts of an existing results file stay.
+--only, the other parts of an existing results file stay, and with --cases its other training cases.
 The parts:
 - training: genlab's train.py against a hand-written loop, per case, and the speed knobs
   (benchmarks/train_throughput.py);
@@ -12,7 +12,10 @@ The parts:
 - data_path: genlab's loader against torchvision's, Imagenette's decode against its cache
   (benchmarks/data_path.py);
 - evaluation: Inception images/s and a whole `evaluate.py n_samples=2000` (benchmarks/evaluation.py);
-- startup: how long `python train.py --help` and an argument error take (benchmarks/startup.py).
+- startup: how long `python train.py --help` and an argument error take (benchmarks/startup.py);
+- flow_sampling: the flow model's samples/s at three ODE solver settings (benchmarks/flow_sampling.py).
+
+The flow model's new rows alone: `--only training flow_sampling --cases mnist-flow`.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import logging
 import platform
 import time
 from pathlib import Path
+from typing import Any, cast
 
 import lightning
 import torch
 
-from benchmarks import data_path, evaluation, scaling, startup, train_throughput
+from benchmarks import data_path, evaluation, flow_sampling, scaling, startup, train_throughput
 
 PARTS = {
     "startup": startup,
@@ -35,6 +39,7 @@ PARTS = {
     "scaling": scaling,
     "data_path": data_path,
     "evaluation": evaluation,
+    "flow_sampling": flow_sampling,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -86,14 +91,19 @@ def main() -> None:
             quick=args.quick,
             **cases,
         )
-        seconds[name] = round(time.perf_counter() - started, 1)
+        # some training cases: their own entry, the whole part's time stays
+        timed = f"training {' '.join(args.cases)}" if cases else name
+        seconds[timed] = round(time.perf_counter() - started, 1)
         results[name] = part
         tables.append(PARTS[name].table(part))
     out = args.out or RESULTS / f"{platform.node()}-{args.device}{'-quick' if args.quick else ''}.json"
-    if set(args.only) < set(PARTS) and out.is_file():
-        # some parts measured again: the results file keeps the others
+    if (set(args.only) < set(PARTS) or args.cases) and out.is_file():
+        # some parts (or training cases) measured again: the results file keeps the others
         previous = json.loads(out.read_text())
         seconds = {**previous.get("wall_s", {}), **seconds}
+        if args.cases and "training" in results and "training" in previous:
+            measured = cast(dict[str, Any], results["training"])
+            results["training"] = train_throughput.merge(previous["training"], measured)
         results = {**previous, **results}
     results["wall_s"] = seconds
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,9 @@
 
 Both train the same nets (built from the same Hydra config), on the same uint8 data batched by index, with
 the same batch size, optimiser and loss, in this process. genlab's side is `train.py`'s model, trainer,
-logger, progress bar, pictures and checkpoints (genlab.train's `build_model` and `build_trainer`).
+logger, progress bar, pictures and checkpoints (genlab.train's `build_model` and `build_trainer`). The flow
+model's loop is written out whole (`HandWrittenFlowLoop`): the U-Net, torchcfm's path, Adam, gradient
+clipping and torch's `AveragedModel` EMA, none of genlab's model code.
 
 The two alternate batch by batch: after each of genlab's training batches a callback runs one step of the
 hand-written loop (on its own copy of the nets) and times it apart. genlab's time is everything between two
@@ -33,9 +35,13 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from genlab.instantiate import build, build_group
+from genlab.mappings import as_dict
+from genlab.models.flow import PATHS, FlowMatching
 from genlab.resolvers import register_resolvers
 from genlab.speed import split_speed_settings
 from genlab.train import build_model, build_trainer
@@ -62,6 +68,9 @@ CASES = {
     "mnist-gan": Case(
         ["model=gan", "data=mnist"], batches=150, warmup=15, knobs={"compile": ["model.compile=true"]}
     ),
+    # best_mnist_flow: its U-Net, Adam 5e-4 (fused), batch 128, gradients clipped at norm 1, EMA 0.999;
+    # ~1.4 s a batch on one CPU thread, hence few batches
+    "mnist-flow": Case(["experiment=best_mnist_flow", "data=mnist"], batches=35, warmup=5),
     "imagenette-vae-64": Case(["model=vae", *IMAGENETTE_64], batches=12, warmup=2),
     "imagenette-gan-64": Case(["model=gan", *IMAGENETTE_64], batches=12, warmup=2),
     "imagenette-sngan-64": Case(
@@ -138,17 +147,24 @@ class HandWrittenLoop:
             self.opt_d = optimizer(cfg.model.optimizer_d, same_implementation)(discriminator)
         else:
             self.opt = optimizer(cfg.model.optimizer, same_implementation)(model.parameters())
+        self.use_data(datamodule, device)
+
+    def use_data(self, datamodule, device: torch.device) -> None:
         self.datamodule, self.device = datamodule, device
         self.images = datamodule.split_images("train")
         self.order = torch.randperm(len(self.images))
         self.size, self.steps = datamodule.batch_size, 0
 
-    def step(self) -> None:
+    def batch(self) -> torch.Tensor:
+        """The next batch of training images, in the model's pixel range."""
         start = (self.steps * self.size) % (len(self.images) - self.size)
         self.steps += 1
+        batch = self.images[self.order[start : start + self.size]].to(self.device, non_blocking=True)
+        return self.datamodule.to_model_range(batch)
+
+    def step(self) -> None:
         model, size = self.model, self.size
-        batch = self.images[self.order[start : start + size]].to(self.device, non_blocking=True)
-        real = self.datamodule.to_model_range(batch)
+        real = self.batch()
         if self.gan:
             fake = model.generate(model.sample_latent(size)).detach()
             d_loss = model.d_loss_fn(model.discriminator(real), model.discriminator(fake))
@@ -166,6 +182,48 @@ class HandWrittenLoop:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
+
+
+class HandWrittenFlowLoop(HandWrittenLoop):
+    """Flow matching by hand: the config's U-Net (genlab.nets.unet.UNet), torchcfm's conditional path and
+    target velocity, the MSE, the optimiser, `trainer.gradient_clip_val` by `clip_grad_norm_` and an EMA of
+    the weights by torch's `AveragedModel`, updated after each step."""
+
+    def __init__(self, cfg: DictConfig, datamodule, device: torch.device, same_implementation: bool) -> None:
+        model = as_dict(cfg.model)
+        self.net = build(model["net"], image_shape=list(datamodule.image_shape)).to(device).train()
+        self.path = PATHS[model["path"]](sigma=model["sigma"])
+        self.opt = optimizer(cfg.model.optimizer, same_implementation)(self.net.parameters())
+        self.clip = cfg.trainer.get("gradient_clip_val")
+        decay = model["ema_decay"]
+        self.ema = (
+            None if decay is None else AveragedModel(self.net, multi_avg_fn=get_ema_multi_avg_fn(decay))
+        )
+        self.use_data(datamodule, device)
+
+    def loss(self, x1: torch.Tensor) -> torch.Tensor:
+        """The conditional flow matching loss of images `x1`: noise x0, then torchcfm's t, x_t and u_t."""
+        t, xt, ut = self.path.sample_location_and_conditional_flow(torch.randn_like(x1), x1)
+        return (self.net(t, xt) - ut).pow(2).mean()
+
+    def step(self) -> None:
+        loss = self.loss(self.batch())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.clip)
+        self.opt.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.net)
+
+
+def hand_written_loop(
+    cfg: DictConfig, datamodule, device: torch.device, same_implementation: bool
+) -> HandWrittenLoop:
+    """The hand-written loop of `cfg`'s model."""
+    flow = get_class(cfg.model._target_) is FlowMatching
+    loop = HandWrittenFlowLoop if flow else HandWrittenLoop
+    return loop(cfg, datamodule, device, same_implementation)
 
 
 class Interleave(L.Callback):
@@ -224,9 +282,9 @@ def interleaved(
     reset_peak_memory(device)
     loops = {}
     if default_loop:
-        loops["loop"] = HandWrittenLoop(cfg, datamodule, device, same_implementation=False)
+        loops["loop"] = hand_written_loop(cfg, datamodule, device, same_implementation=False)
     if not default_loop or same_implementation_differs(cfg):
-        loops["same_loop"] = HandWrittenLoop(cfg, datamodule, device, same_implementation=True)
+        loops["same_loop"] = hand_written_loop(cfg, datamodule, device, same_implementation=True)
     clock = Interleave(loops, warmup)
     model = build_model(cfg, datamodule)
     with open_dict(cfg):
@@ -243,6 +301,7 @@ def interleaved(
     result: dict[str, Any] = {
         "genlab_images_per_s": statistics.median(genlab),
         "batch_size": size,
+        "threads": torch.get_num_threads(),
         "timed_batches": timed,
         "warmup_s": clock.warmup_s,
         "peak_memory_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
@@ -302,6 +361,11 @@ def measure(
                 result["extra_warmup_s"] = result["warmup_s"] - default["warmup_s"]
                 knobs[f"{name} {knob_name}"] = result
     return {"training": training, "knobs": knobs}
+
+
+def merge(previous: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+    """A results file's training part with some cases measured again: their rows (and knobs) replaced."""
+    return {part: previous.get(part, {}) | results[part] for part in ("training", "knobs")}
 
 
 def table(results: dict[str, Any]) -> str:

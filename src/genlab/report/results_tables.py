@@ -531,6 +531,7 @@ TABLES: dict[str, Table] = {
             for case in (
                 "mnist-vae",
                 "mnist-gan",
+                "mnist-flow",
                 "imagenette-vae-64",
                 "imagenette-gan-64",
                 "imagenette-sngan-64",
@@ -609,6 +610,22 @@ TABLES: dict[str, Table] = {
                 ("evaluate_help", "`python evaluate.py --help`"),
                 ("generate_help", "`python generate.py --help`"),
                 ("compare_help", "`python compare.py --help`"),
+            )
+        ],
+    ),
+    "speed-flow-sampling": Table(
+        [
+            Column("solver (untrained net, batch 50)"),
+            Column("NFE", "nfe", "{:.0f}"),
+            Column("samples/s", "samples_per_s", "{:.1f}"),
+            Column("s per 1,000 samples", "s_per_1000_samples", "{:.0f}"),
+        ],
+        [
+            Row({"solver (untrained net, batch 50)": label}, [BENCH], f"flow_sampling.settings.{key}")
+            for key, label in (
+                ("euler-10", "euler, 10 steps"),
+                ("midpoint-50", "midpoint, 25 steps (the preset's)"),
+                ("dopri5", "dopri5, atol = rtol = 1e-5"),
             )
         ],
     ),
