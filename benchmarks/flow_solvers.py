@@ -9,11 +9,10 @@ A setting is `METHOD:NFE` for a fixed-step solver (euler, midpoint; midpoint spe
 `dopri5` (adaptive, atol = rtol = 1e-5) or `dopri5:TOL` (atol = rtol = TOL). Per setting:
 - genlab's own evaluation, `genlab.evaluate.evaluate` on conf/eval.yaml composed with `ckpt_path`,
   `n_samples`, `data.data_dir`, `out` and the `--eval` overrides: FID, KID and the rest, its metrics.json
-  and sample grid kept in a folder beside `--out`. Where conf/eval.yaml has a `sampler` block, the setting is
-  its overrides (`sampler.method=euler sampler.nfe=10`, evaluate.py's own path); without one, the script
-  sets it on the loaded model (`FlowMatching.configure_sampler`). The function evaluations (NFE) per batch
-  actually spent and the seconds per 1,000 samples are counted around the model's `generate` inside that
-  evaluation (the ODE solve alone, no Inception). A setting's metrics are not added to the run's HParams.
+  and sample grid kept in a folder beside `--out`, the setting given as its `sampler.*` overrides
+  (`sampler.method=euler sampler.nfe=10`), and the function evaluations (NFE) per sample and the seconds
+  per 1,000 samples that its protocol records (the sampling alone, no Inception). A setting's metrics stay
+  out of the run's HParams (they go to `out`).
 - the ODE round trip of the first `--round-trip-images` test images (`model.reconstruct`: `encode` to noise,
   `generate` back): the mean squared error and PSNR in [0, 1] pixel units, and its NFE both ways.
 
@@ -27,11 +26,9 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import torch
 from hydra import compose, initialize_config_dir
@@ -112,72 +109,20 @@ def sampler_overrides(setting: dict[str, Any]) -> list[str]:
     return [f"sampler.{key}={settings.get(key, 'null')}" for key in ("method", "nfe", "atol", "rtol")]
 
 
-class Counter:
-    """The calls, function evaluations and seconds spent in a model's `generate`."""
-
-    def __init__(self) -> None:
-        self.calls = self.images = self.nfe = 0
-        self.seconds = 0.0
-
-    def wrap(self, model: Any) -> None:
-        """Count every later `model.generate(z)` (the instance's own attribute shadows the method)."""
-        generate: Callable[[torch.Tensor], torch.Tensor] = model.generate
-
-        def counted(z: torch.Tensor) -> torch.Tensor:
-            start = time.perf_counter()
-            images = generate(z)
-            self.seconds += time.perf_counter() - start
-            self.calls += 1
-            self.images += len(z)
-            self.nfe += model.sampler.last_nfe
-            return images
-
-        model.generate = counted
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "nfe": self.nfe / self.calls,
-            "sampling_s": self.seconds,
-            "s_per_1000_samples": 1000 * self.seconds / self.images,
-        }
-
-
-@contextmanager
-def observed(settings: dict[str, Any] | None, counter: Counter) -> Iterator[None]:
-    """Inside, evaluate.py's model counts its sampling in `counter` (and takes the solver `settings`, when
-    evaluate.py cannot set them), and its metrics stay out of the run's HParams."""
-
-    def load(path: Any, *args: Any, **kwargs: Any) -> Any:
-        model = load_model(path, *args, **kwargs)
-        if settings is not None:
-            model.configure_sampler(**settings)
-        counter.wrap(model)
-        return model
-
-    with (
-        mock.patch.object(genlab_evaluate, "load_model", load),
-        mock.patch.object(genlab_evaluate, "add_to_run", lambda *args: False),
-    ):
-        yield
-
-
-def evaluate_setting(
-    setting: dict[str, Any], overrides: Sequence[str], folder: Path, own_sampler: bool
-) -> dict[str, Any]:
-    """evaluate.py's metrics at one setting (`overrides`: the study's eval overrides), with the NFE and time
-    its sampling spent. `own_sampler`: conf/eval.yaml has a `sampler` block, evaluate.py sets the solver."""
+def evaluate_setting(setting: dict[str, Any], overrides: Sequence[str], folder: Path) -> dict[str, Any]:
+    """evaluate.py's metrics at one setting (`overrides`: the study's eval overrides, the setting's
+    `sampler.*` added), with the NFE per sample and the seconds per 1,000 samples its protocol records."""
     out = folder / f"{setting['name'].replace(':', '_')}_metrics.json"
-    solver = sampler_overrides(setting) if own_sampler else []
-    cfg = eval_config([*overrides, *solver, f"out={out}"], folder)
-    counter = Counter()
-    with observed(None if own_sampler else solver_settings(setting), counter):
-        result = genlab_evaluate.evaluate(cfg)
-    metrics = result["metrics"]
+    result = genlab_evaluate.evaluate(
+        eval_config([*overrides, *sampler_overrides(setting), f"out={out}"], folder)
+    )
+    metrics, sampling = result["metrics"], result["protocol"]["sampling"]
     return {
         "fid": metrics["fid"],
         "kid_mean": metrics["kid_mean"],
         "kid_std": metrics["kid_std"],
-        **counter.summary(),
+        "nfe": sampling["nfe"],
+        "s_per_1000_samples": sampling["seconds_per_1000_samples"],
         "metrics_file": str(out),
     }
 
@@ -223,14 +168,13 @@ def study(
     parsed = [parse_setting(text) for text in settings]
     overrides = [f"ckpt_path={ckpt}", f"n_samples={n_samples}", f"data.data_dir={data_dir}", *eval_overrides]
     composed = eval_config(overrides, folder)
-    own_sampler = "sampler" in composed
     model: Any = load_model(ckpt)
     model.sample_from_ema = bool(composed.ema)  # the round trip uses the weights evaluate.py samples with
     images = first_test_images(ckpt, model, data_dir, round_trip_images)
     checkpoint_sampler = model.sampler.settings()
     rows = []
     for setting in parsed:
-        row = setting | evaluate_setting(setting, overrides, folder, own_sampler)
+        row = setting | evaluate_setting(setting, overrides, folder)
         row["round_trip"] = round_trip(model, images, setting)
         rows.append(row)
         print(
@@ -244,9 +188,6 @@ def study(
         "checkpoint_sampler": checkpoint_sampler,
         "n_samples": n_samples,
         "eval_overrides": list(eval_overrides),
-        "solver_set_by": "evaluate.py's sampler.* overrides"
-        if own_sampler
-        else "FlowMatching.configure_sampler",
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "settings": rows,

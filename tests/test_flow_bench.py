@@ -14,7 +14,7 @@ from benchmarks import flow_sampling, train_throughput  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-TINY_NET = ["model.net.channels=32", "model.net.channel_mult=[1]", "model.net.attention_resolutions=[]"]
+TINY_NET = ["model.net.channels=32", "model.net.channel_mult=[1]", "model.net.attention_levels=[]"]
 
 
 def test_the_hand_written_flow_loop_computes_genlab_s_loss(make_cfg):

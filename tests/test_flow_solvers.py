@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, SMALL_EVAL
+from helpers import ROOT, SMALL_EVAL, TINY_FLOW
 from omegaconf import open_dict
 
 from genlab.errors import ConfigError
@@ -21,11 +21,8 @@ from benchmarks import flow_solvers  # noqa: E402
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: a one-level U-Net without attention, two batches, only the checkpoint callback (no pictures)
-TINY_FLOW = (
-    "model=flow",
-    "model.net.channels=32",
-    "model.net.channel_mult=[1]",
-    "model.net.attention_resolutions=[]",
+TINY_RUN = (
+    *TINY_FLOW,
     "trainer.max_epochs=1",
     "+trainer.limit_train_batches=2",
     "+trainer.limit_val_batches=1",
@@ -35,7 +32,7 @@ TINY_FLOW = (
 
 
 def test_the_study_evaluates_each_setting_and_writes_a_json_and_a_plot(make_cfg, mnist_dir, tmp_path):
-    cfg = make_cfg(*TINY_FLOW)
+    cfg = make_cfg(*TINY_RUN)
     with open_dict(cfg):
         cfg.paths.output_dir = str(tmp_path / "run")
     train(cfg)
@@ -51,7 +48,7 @@ def test_the_study_evaluates_each_setting_and_writes_a_json_and_a_plot(make_cfg,
     )
     assert json.loads(out.read_text()) == json.loads(json.dumps(results))
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
-    assert results["checkpoint_sampler"] == {"method": "midpoint", "nfe": 50}
+    assert results["checkpoint_sampler"] == {"method": "euler", "nfe": 2}
     rows = {row["name"]: row for row in results["settings"]}
     assert list(rows) == ["euler:2", "midpoint:4", "dopri5:1e-3"]
     # evaluate.py's sampling spent each setting's NFE, not the checkpoint's midpoint 50

@@ -266,7 +266,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     grid = save_grid(image_grid(samples[:GRID_IMAGES].float() / 255.0, nrow=8), run_dir.samples_grid(out))
     print(table(result))
     print(f"wrote {out} and {grid}")
-    if add_to_run(run, metrics):
+    # a side study written elsewhere (`out`, e.g. one solver setting) leaves the run's own numbers alone
+    if not cfg.out and add_to_run(run, metrics):
         print(f"added to the HParams tab of {run_dir.tensorboard_dir(run)}")
     return result
 

@@ -92,7 +92,9 @@ class FlowMatching(GenerativeModel):
         self.sampler = ODESampler(**(current | settings), key="sampler")
 
     def sampling_settings(self) -> dict[str, Any]:
-        return self.sampler.settings() | {"nfe": self.sampler.last_nfe}
+        """The solver's settings, and the function evaluations per solve that it spent so far."""
+        mean = self.sampler.mean_nfe
+        return self.sampler.settings() | {"nfe": int(mean) if mean.is_integer() else round(mean, 1)}
 
     def images(self, z: torch.Tensor) -> torch.Tensor:
         return z.reshape(len(z), *self.image_shape)

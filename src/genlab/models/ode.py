@@ -40,7 +40,8 @@ class ODESampler:
         require(atol > 0, f"{key}.atol", atol, "must be > 0")
         require(rtol > 0, f"{key}.rtol", rtol, "must be > 0")
         self.method, self.nfe, self.atol, self.rtol = method, nfe, float(atol), float(rtol)
-        self.last_nfe = 0
+        #: function evaluations of the latest solve, and of all solves with their count
+        self.last_nfe = self.total_nfe = self.solves = 0
 
     @property
     def adaptive(self) -> bool:
@@ -83,7 +84,14 @@ class ODESampler:
             index = torch.linspace(0, steps, points, dtype=torch.float64).round().long().to(device)
             path = tuple(p[index] for p in path) if isinstance(path, tuple) else path[index]
         self.last_nfe = calls[0]
+        self.total_nfe += calls[0]
+        self.solves += 1
         return path
+
+    @property
+    def mean_nfe(self) -> float:
+        """Function evaluations per solve, over every solve of this sampler (an adaptive one's vary)."""
+        return self.total_nfe / self.solves if self.solves else 0.0
 
     def log_likelihood(
         self,
