@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import ROOT, data_overrides
+from helpers import ROOT, TINY_FLOW_SETTINGS, data_overrides
 
 from genlab.launch.ddp import without_cpu_sync_batchnorm
 
@@ -34,8 +34,10 @@ GAN_TOOLBOX = (
 
 def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str, trainer: str = "ddp") -> None:
     """Run 2 DDP processes on `devices` with `trainer` (a conf/trainer/ choice): one set of files, equal
-    metrics and weights on both ranks. `model` "gan_toolbox" is the GAN with GAN_TOOLBOX."""
-    model, extra = ("gan", GAN_TOOLBOX) if model == "gan_toolbox" else (model, ())
+    metrics and weights on both ranks. `model` "gan_toolbox" is the GAN with GAN_TOOLBOX; the flow is tiny."""
+    model, extra = {"gan_toolbox": ("gan", GAN_TOOLBOX), "flow": ("flow", TINY_FLOW_SETTINGS)}.get(
+        model, (model, ())
+    )
     run_dir, ranks = tmp_path / "run", tmp_path / "ranks"
     result = subprocess.run(
         [
@@ -86,7 +88,7 @@ def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str, tr
         assert torch.equal(tensor, rank1["weights"][name]), name
 
 
-@pytest.mark.parametrize("model", ["vae", "gan", "gan_toolbox"])
+@pytest.mark.parametrize("model", ["vae", "gan", "gan_toolbox", "flow"])
 def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
     check_ddp_run(model, mnist_dir, tmp_path, "trainer.accelerator=cpu", "trainer.devices=2")
 
