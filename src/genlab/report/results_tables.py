@@ -42,7 +42,8 @@ class Column:
     `fmt` formats the number (`"{:.1f}"`); a list value is formatted element by element; several source
     files give `mean ± std` (sample std over them); `error` names a key whose value follows as `± value`
     for a single source (KID's std over its subsets); `negate` turns a log-likelihood bound into an NLL;
-    `minutes` reads the run's training minutes from `training_minutes.json` beside its file.
+    `minutes` reads the run's training minutes from `training_minutes.json` beside its file; `top_level`
+    reads `key` from the file's top level instead of the row's `base`.
     """
 
     header: str
@@ -52,6 +53,8 @@ class Column:
     prefix: str = ""
     negate: bool = False
     minutes: bool = False
+    #: `key` starts at the file's top level (e.g. `protocol.sampling.nfe`), not at the row's `base`
+    top_level: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def _cell(column: Column, row: Row, root: Path, load: Callable[[str], Any]) -> s
             else f"{_format(column.fmt, min(values))}-{_format(column.fmt, max(values))}"
         )
         return f"{text} min"
-    got = [_get(load(s), f"{row.base}.{key}") for s in row.sources]
+    got = [_get(load(s), key if column.top_level else f"{row.base}.{key}") for s in row.sources]
     values = [v for v in got if v is not None]
     if len(values) < len(got):
         return "-"
@@ -223,12 +226,19 @@ PRDC = [Column(h, h, "{:.3f}") for h in ("precision", "recall", "density", "cove
 ENTROPY = Column("class entropy", "class_entropy", "{:.3f}")
 NLL = Column("test NLL (nats, IWAE)", "iwae", "{:.2f}", prefix="<= ", negate=True)
 TRAINING = Column("training", minutes=True, fmt="{:.1f}")
+BITS = Column("test bits/dim", "bits_per_dim", "{:.2f}")
+#: what one sample costs, from evaluate.py's protocol
+SAMPLING_COST = [
+    Column("NFE", "protocol.sampling.nfe", "{:.0f}", top_level=True),
+    Column("s / 1,000 samples", "protocol.sampling.seconds_per_1000_samples", "{:.1f}", top_level=True),
+]
 MNIST_METRICS = [FID, KID4, *PRDC, ENTROPY]
 
 IMAGENETTE = "results/imagenette/best_vs_study"
 SCREEN = "results/imagenette/screen32"
 DIAGNOSIS = "results/imagenette/diagnosis"
 BENCH = "benchmarks/results/vm-cpu.json"
+THREE_SMALL = "results/mnist/three_families_small"
 
 
 def _runs(folder: str, runs: Sequence[tuple[str, str]], header: str) -> list[Row]:
@@ -428,6 +438,23 @@ TABLES: dict[str, Table] = {
                 {"model": "`best_imagenette_gan` with lr_g 1e-4 (EMA G)", "budget": "2,800 batches of 64"},
                 [f"{IMAGENETTE}/previous_presets/best_gan_metrics.json"],
             ),
+        ],
+    ),
+    "mnist-three-families-small": Table(
+        [
+            Column("100 batches, seed 0"),
+            FID,
+            KID4,
+            ENTROPY,
+            BITS,
+            *SAMPLING_COST,
+        ],
+        [
+            Row(
+                {"100 batches, seed 0": f"`best_mnist_{name}`"},
+                [f"{THREE_SMALL}/best_mnist_{name}_metrics.json"],
+            )
+            for name in ("vae", "gan", "flow")
         ],
     ),
     "imagenette-screen32": Table(
