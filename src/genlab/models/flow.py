@@ -66,6 +66,8 @@ class FlowMatching(GenerativeModel):
         #: whether sampling uses the EMA net (if any); evaluate's `ema=false` clears it
         self.sample_from_ema = True
         self.sampler = self.build_part("sampler")
+        #: the function evaluations of the latest `bits_per_dim` solve
+        self.likelihood_nfe = 0
 
     @classmethod
     def upgrade_hparams(cls, hparams: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +131,7 @@ class FlowMatching(GenerativeModel):
         low, high = self.pixel_range
         x = low + (high - low) * (images.float().cpu() + noise.cpu()) / 256.0
         log_p = self.sampler.log_likelihood(self.velocity, x.to(self.device), trace, generator)
+        self.likelihood_nfe = self.sampler.last_nfe  # of this solve (the sampling's are counted apart)
         dims = images[0].numel()
         log_p_unit = log_p + dims * math.log(high - low)  # the density of y in [0, 1]^D
         return -log_p_unit / (dims * math.log(2)) + 8.0

@@ -115,7 +115,8 @@ def _cell(column: Column, row: Row, root: Path, load: Callable[[str], Any]) -> s
             else f"{_format(column.fmt, min(values))}-{_format(column.fmt, max(values))}"
         )
         return f"{text} min"
-    got = [_get(load(s), key if column.top_level else f"{row.base}.{key}") for s in row.sources]
+    dotted = str(key) if column.top_level else f"{row.base}.{key}"
+    got = [_get(load(s), dotted) for s in row.sources]
     values = [v for v in got if v is not None]
     if len(values) < len(got):
         return "-"
