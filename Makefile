@@ -32,7 +32,7 @@ test-slow:  ## run every test, the slow ones too
 bench:  ## genlab against a hand-written loop, knobs, scaling, data path, evaluation, flow sampling: tables + JSON
 	$(PY) -m benchmarks.run --mnist-dir $(DATA_DIR) --imagenette-dir $(IMAGENETTE_DIR) --device $(DEVICE)
 
-gpu-check:  ## on one GPU, <8 min: bench, fp16 + DDP tests, data.device=auto, 2 epochs of best_mnist_*: one JSON
+gpu-check:  ## on one GPU, <8 min: bench, fp16 + DDP tests, data.device=auto, 2 epochs of best_mnist_vae|gan, 1 of best_mnist_flow: one JSON
 	$(PY) -m benchmarks.gpu_check --data-dir $(DATA_DIR) --imagenette-dir $(IMAGENETTE_DIR)
 
 lint:  ## ruff check, then mypy (configured in pyproject.toml)

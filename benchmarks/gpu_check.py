@@ -9,7 +9,8 @@ time is recorded as such and the next one runs. The steps:
 - tests: the fp16 and DDP tests (tests/test_precision.py, tests/test_ddp.py, the fp16 resume test and the
   data.device=auto test), their pass/fail/skip counts;
 - device_auto: a short VAE run with `data.device=auto` (the data set kept on the GPU);
-- best_mnist_gan, best_mnist_vae: 2 epochs of each preset, their wall time and final metrics.
+- best_mnist_gan, best_mnist_vae: 2 epochs of each preset, best_mnist_flow: 1 epoch; their wall time and
+  final metrics.
 
 Writes benchmarks/results/gpu-check-<host>.json, even when steps fail, and exits 1 if any did. Without a
 CUDA GPU it refuses to start, unless `--device cpu` (the same steps shrunk to a few batches on the CPU: a
@@ -106,7 +107,7 @@ def plan(data_dir: str, imagenette_dir: str, device: str, work_dir: Path) -> lis
     python = sys.executable
     smoke = device == "cpu"
     bench_out = work_dir / "bench.json"
-    cases = ["mnist-vae"] if smoke else ["mnist-vae", "mnist-gan"]
+    cases = ["mnist-vae"] if smoke else ["mnist-vae", "mnist-gan", "mnist-flow"]
     bench = [python, "-m", "benchmarks.run", "--mnist-dir", data_dir, "--imagenette-dir", imagenette_dir]
     bench += ["--device", device, "--only", "training", "--cases", *cases, "--out", str(bench_out)]
     report = work_dir / "tests.xml"
@@ -121,11 +122,12 @@ def plan(data_dir: str, imagenette_dir: str, device: str, work_dir: Path) -> lis
 
     auto = ["model=vae", "data.device=auto", "trainer.max_epochs=1", "callbacks=none"]
     return [
-        Step("bench", [*bench, *(["--quick"] if smoke else [])], 180, bench_summary(bench_out)),
-        Step("tests", tests, 110, junit_summary(report)),
-        train("device_auto", 40, *auto, *([] if smoke else DEVICE_AUTO_LIMITS)),
-        train("best_mnist_gan", 75, "experiment=best_mnist_gan", "trainer.max_epochs=2"),
-        train("best_mnist_vae", 75, "experiment=best_mnist_vae", "trainer.max_epochs=2"),
+        Step("bench", [*bench, *(["--quick"] if smoke else [])], 170, bench_summary(bench_out)),
+        Step("tests", tests, 105, junit_summary(report)),
+        train("device_auto", 35, *auto, *([] if smoke else DEVICE_AUTO_LIMITS)),
+        train("best_mnist_gan", 60, "experiment=best_mnist_gan", "trainer.max_epochs=2"),
+        train("best_mnist_vae", 60, "experiment=best_mnist_vae", "trainer.max_epochs=2"),
+        train("best_mnist_flow", 50, "experiment=best_mnist_flow", "trainer.max_epochs=1"),
     ]
 
 

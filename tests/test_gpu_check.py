@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT))  # benchmarks/ is a folder of scripts beside src/,
 from benchmarks import gpu_check  # noqa: E402
 from benchmarks.train_throughput import CASES  # noqa: E402
 
-STEPS = ["bench", "tests", "device_auto", "best_mnist_gan", "best_mnist_vae"]
+STEPS = ["bench", "tests", "device_auto", "best_mnist_gan", "best_mnist_vae", "best_mnist_flow"]
 
 
 def test_it_refuses_to_start_without_a_gpu(monkeypatch, tmp_path, capsys):
@@ -45,13 +45,13 @@ def test_a_dry_run_plans_commands_that_train_py_and_pytest_accept(tmp_path, mnis
         assert not name or re.search(rf"def {name}\(", (ROOT / path).read_text()), selected
 
     configs = {}
-    for name in ("device_auto", "best_mnist_gan", "best_mnist_vae"):
+    for name in ("device_auto", "best_mnist_gan", "best_mnist_vae", "best_mnist_flow"):
         command = steps[name]["command"]
         configs[name] = compose_train(*command[command.index("train.py") + 1 :])  # Hydra checks each key
         assert configs[name].trainer.accelerator == "gpu" and configs[name].data.data_dir == str(mnist_dir)
     assert configs["device_auto"].data.device == "auto"
-    for preset in ("best_mnist_gan", "best_mnist_vae"):
-        assert configs[preset].task_name == preset and configs[preset].trainer.max_epochs == 2
+    for preset, epochs in (("best_mnist_gan", 2), ("best_mnist_vae", 2), ("best_mnist_flow", 1)):
+        assert configs[preset].task_name == preset and configs[preset].trainer.max_epochs == epochs
 
 
 def fake_plan(data_dir, imagenette_dir, device, work_dir):
