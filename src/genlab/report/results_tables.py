@@ -458,6 +458,28 @@ TABLES: dict[str, Table] = {
             for name in ("vae", "gan", "flow")
         ],
     ),
+    "imagenette-flow-32px": Table(
+        [
+            Column("32 px, seed 0"),
+            Column("budget"),
+            TRAINING,
+            KID_ERR,
+            FID,
+            *PRDC[:2],
+            PRDC[3],
+            *SAMPLING_COST,
+        ],
+        [
+            Row(
+                {"32 px, seed 0": "`best_imagenette_gan_32px`", "budget": "2,800 batches of 64"},
+                [f"{SCREEN}/lrg2.json"],
+            ),
+            Row(
+                {"32 px, seed 0": "`best_imagenette_flow_32px`", "budget": "600 batches of 64"},
+                ["results/imagenette/flow/best_imagenette_flow_32px_metrics.json"],
+            ),
+        ],
+    ),
     "imagenette-screen32": Table(
         [Column("32 px, 2,800 batches"), TRAINING, KID_ERR, FID, *PRDC[:2], PRDC[3]],
         _runs(
