@@ -2,16 +2,16 @@
 conf/experiment/best_mnist_flow.yaml) at three solver settings: euler at 10 function evaluations (NFE),
 midpoint at 50 (the preset's) and the adaptive dopri5 at atol = rtol = 1e-5, with the NFE it spent.
 
-The net is untrained (its seeded initialisation): a fixed-step solver costs its NFE times one forward pass
-whatever the weights, but dopri5's NFE is whatever its error control needs on this velocity field, and an
-untrained net's field is not a trained one's: its NFE here is no guide to a trained model's
-(`python -m benchmarks.flow_solvers` measures that on a checkpoint).
+The net is untrained (its seeded initialisation) unless `--flow-ckpt` gives a trained best_mnist_flow
+checkpoint: a fixed-step solver costs its NFE times one forward pass whatever the weights, but dopri5's NFE
+is whatever its error control needs on this velocity field, and an untrained net's field (torchcfm's U-Net
+starts at zero) is not a trained one's.
 
 One fixed batch of noise (evaluate.py's sampling batch, 50) per setting, after a warm-up pass; the settings
 alternate over `rounds` rounds (3 on a CPU, 5 on a GPU) and each reports its median.
 
     python -m benchmarks.run --mnist-dir DIR --imagenette-dir DIR --only flow_sampling [--device cuda]
-        [--quick]
+        [--quick] [--flow-ckpt CKPT]
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import torch
 from omegaconf import OmegaConf
 
 from benchmarks.train_throughput import config
+from genlab.checkpoints import load_model
 from genlab.instantiate import build
 from genlab.modes import sampling_mode
 from genlab.resolvers import register_resolvers
@@ -48,16 +49,25 @@ def clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def measure(*, mnist_dir: str, imagenette_dir: str, device: str, quick: bool = False) -> dict[str, Any]:
-    """Samples/s and seconds per 1,000 samples of each setting; `quick`: a batch of 2, one round.
+def measure(
+    *, mnist_dir: str, imagenette_dir: str, device: str, quick: bool = False, checkpoint: str | None = None
+) -> dict[str, Any]:
+    """Samples/s and seconds per 1,000 samples of each setting; `quick`: a batch of 2, one round;
+    `checkpoint`: a trained flow's weights instead of an untrained net.
 
     `imagenette_dir` is unused; it keeps the benchmarks' common signature."""
     register_resolvers()
     torch_device = torch.device(device)
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = config(OVERRIDES, {"mnist": mnist_dir}, Path(tmp), device)
-    torch.manual_seed(0)
-    model: Any = build_model(cfg, build(cfg.data, _convert_="all")).to(torch_device)
+    model: Any
+    if checkpoint:
+        model = load_model(checkpoint, map_location=torch_device).to(torch_device)
+        net = f"the U-Net of {checkpoint}"
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = config(OVERRIDES, {"mnist": mnist_dir}, Path(tmp), device)
+        torch.manual_seed(0)
+        model = build_model(cfg, build(cfg.data, _convert_="all")).to(torch_device)
+        net = "best_mnist_flow's U-Net (conf/nets/flow_mnist.yaml), untrained: torch.manual_seed(0) init"
     batch = 2 if quick else int(OmegaConf.load(ROOT / "conf" / "eval.yaml").batch_size)
     rounds = 1 if quick else 3 if torch_device.type == "cpu" else 5
     z = model.sample_latent(batch, torch.Generator(torch_device).manual_seed(0))
@@ -89,7 +99,8 @@ def measure(*, mnist_dir: str, imagenette_dir: str, device: str, quick: bool = F
         "device": device,
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "net": "best_mnist_flow's U-Net (conf/nets/flow_mnist.yaml), untrained: torch.manual_seed(0) init",
+        "net": net,
+        "trained": bool(checkpoint),
         "parameters": sum(p.numel() for p in model.net.parameters()),
         "weights": "ema",
         "batch_size": batch,
@@ -101,9 +112,10 @@ def measure(*, mnist_dir: str, imagenette_dir: str, device: str, quick: bool = F
 def table(results: dict[str, Any]) -> str:
     """A markdown table of `measure`'s results."""
     lines = [
-        f"### Flow sampling ({results['device']}, {results['threads']} threads): best_mnist_flow's U-Net, "
-        f"untrained, batch {results['batch_size']}, median of {results['rounds']} rounds",
-        "dopri5's NFE depends on the velocity field: on an untrained net it says nothing of a trained one's.",
+        f"### Flow sampling ({results['device']}, {results['threads']} threads): {results['net']}, "
+        f"batch {results['batch_size']}, median of {results['rounds']} rounds",
+        "dopri5's NFE depends on the velocity field"
+        + ("." if results.get("trained") else ": on an untrained net it says nothing of a trained one's."),
         "",
         "| solver | NFE | samples/s | s per 1,000 samples | ms per evaluation of the batch |",
         "|---|---|---|---|---|",

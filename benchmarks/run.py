@@ -73,6 +73,9 @@ def main() -> None:
         "--cases", nargs="*", choices=list(train_throughput.CASES), help="the training cases (default: all)"
     )
     parser.add_argument("--out", type=Path, help="the results file (default: benchmarks/results/...)")
+    parser.add_argument(
+        "--flow-ckpt", help="flow_sampling: a trained best_mnist_flow checkpoint (default: an untrained net)"
+    )
     args = parser.parse_args()
     for name in ("lightning.pytorch", "lightning.fabric"):  # the tables, not Lightning's start-up notes
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -84,6 +87,8 @@ def main() -> None:
     for name in args.only:
         started = time.perf_counter()
         cases = {"cases": args.cases} if name == "training" and args.cases else {}
+        if name == "flow_sampling" and args.flow_ckpt:
+            cases = {"checkpoint": args.flow_ckpt}
         part = PARTS[name].measure(
             mnist_dir=args.mnist_dir,
             imagenette_dir=args.imagenette_dir,
@@ -92,7 +97,7 @@ def main() -> None:
             **cases,
         )
         # some training cases: their own entry, the whole part's time stays
-        timed = f"training {' '.join(args.cases)}" if cases else name
+        timed = f"training {' '.join(args.cases)}" if name == "training" and cases else name
         seconds[timed] = round(time.perf_counter() - started, 1)
         results[name] = part
         tables.append(PARTS[name].table(part))

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from helpers import ROOT, build_model
+from helpers import ROOT, TINY_FLOW, build_model
 
 sys.path.insert(0, str(ROOT))  # benchmarks/ is a folder of scripts beside src/, as `python -m` sees it
 from benchmarks import flow_sampling, train_throughput  # noqa: E402
@@ -55,3 +55,22 @@ def test_re_measured_cases_replace_only_their_rows():
         "training": {"mnist-vae": {"r": 1}, "mnist-flow": {"r": 3}},
         "knobs": {"mnist-gan compile": {}},
     }
+
+
+def test_the_sampling_part_takes_a_trained_checkpoint(make_cfg, mnist_dir, tmp_path):
+    from omegaconf import open_dict
+
+    from genlab.train import train
+
+    cfg = make_cfg(
+        *TINY_FLOW, "trainer.max_epochs=1", "+trainer.limit_train_batches=2", "callbacks=[model_checkpoint]"
+    )
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    train(cfg)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    results = flow_sampling.measure(
+        mnist_dir=str(mnist_dir), imagenette_dir="", device="cpu", quick=True, checkpoint=str(ckpt)
+    )
+    assert results["trained"] and str(ckpt) in results["net"]
+    assert results["settings"]["euler-10"]["nfe"] == 10 and "dopri5" in flow_sampling.table(results)
