@@ -31,7 +31,7 @@ def in_dir(make_cfg, run_dir: Path, *overrides: str):
     return cfg
 
 
-@pytest.mark.parametrize("model", ["vae", "gan", "flow"])
+@pytest.mark.parametrize("model", ["vae", "gan"])  # the flow: in mid-epoch, below
 def test_resume_at_an_epoch_end_is_exact(make_cfg, tmp_path, one_thread, model):
     common = [*model_choice(model), "seed=7", "logger=none"]
     train(in_dir(make_cfg, tmp_path / "straight", *common, "trainer.max_epochs=2"))

@@ -18,6 +18,15 @@ from genlab.models import VAE
 from genlab.train import build_trainer, train
 
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+FEW_FLOW_PICTURES = (
+    "model.sampler.method=euler",
+    "model.sampler.nfe=2",
+    "callbacks.samples.n=4",
+    "callbacks.interpolation.pairs=1",
+    "callbacks.interpolation.real_pairs=1",
+    "callbacks.reconstructions.n=2",
+    "callbacks.trajectory.samples=1",
+)
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -25,9 +34,9 @@ def test_every_experiment_runs_fast_dev_run(make_cfg, experiment):
     data = "imagenette" if "imagenette" in experiment else "mnist"
     preset = make_cfg(f"experiment={experiment}", data=data)
     assert preset.task_name == experiment
-    # a flow's pictures by two Euler steps: its preset's solver would take a minute on a CPU
-    solver = ["model.sampler.method=euler", "model.sampler.nfe=2"] if "sampler" in preset.model else []
-    cfg = make_cfg(f"experiment={experiment}", "debug=fdr", *solver, data=data)
+    # a flow's pictures, few and by two Euler steps: its preset's would take a minute on a CPU
+    small = FEW_FLOW_PICTURES if "sampler" in preset.model else ()
+    cfg = make_cfg(f"experiment={experiment}", "debug=fdr", *small, data=data)
     metrics = train(cfg)
     assert metrics and all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
 
