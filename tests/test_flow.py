@@ -189,3 +189,18 @@ def test_a_model_without_a_solver_says_so():
     gan = GAN(**model_args("gan", image_shape=(1, 28, 28)))
     with pytest.raises(ConfigError, match=r"sampler=\{'nfe': 10\}.*one forward pass.*model=flow"):
         gan.configure_sampler(nfe=10)
+
+
+def test_a_checkpoint_of_the_first_flow_config_loads_in_todays_form():
+    net = TINY_NET | {"channel_mult": [1, 2], "attention_levels": [1]}
+    flow = make_flow(net=net)
+    today = dict(flow.hparams)
+    # the first flow checkpoints named attention by resolution in px (level 1 of 8 px: 4 px) and recorded
+    # a latent size
+    first = today | {"latent_dim": 64, "net": {**today["net"], "attention_resolutions": [4]}}
+    del first["net"]["attention_levels"]
+    upgraded = FlowMatching.upgrade_hparams(first)
+    assert "latent_dim" not in upgraded and upgraded["net"]["attention_levels"] == [1]
+    assert "attention_resolutions" not in upgraded["net"]
+    loaded = FlowMatching(**upgraded)
+    loaded.load_state_dict(flow.state_dict())  # the same architecture

@@ -187,6 +187,21 @@ def shown_samples(row: Row) -> Run | None:
     return next((run for run in row.runs if run.ok and "samples" in run.images), None)
 
 
+def pictures_figure(panels: Sequence[tuple[str, Path]], per_row: int = 4) -> Figure:
+    """PNG files side by side, `per_row` to a row, each under its title."""
+    columns = min(len(panels), per_row)
+    rows_of_panels = -(-len(panels) // columns)
+    figure = Figure(figsize=(4 * columns, 4.5 * rows_of_panels))
+    axes = figure.subplots(rows_of_panels, columns, squeeze=False).ravel()
+    for axis in axes:
+        axis.axis("off")
+    for axis, (title, picture) in zip(axes, panels, strict=False):
+        axis.imshow(imread(picture), cmap="gray")
+        axis.set_title(title, fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
 def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
     """The final sample grids of each configuration on one dataset, side by side (its first successful seed
     that saved samples; evaluate.py's grid of the measured samples where there is one)."""
@@ -196,19 +211,12 @@ def samples_figure(rows: Sequence[Row], data: str) -> Figure | None:
         return None
     order = models_in_order(rows)
     shown.sort(key=lambda item: (order.index(item[0].model), job_order(item[1].path)))
-    columns = min(len(shown), 4)
-    rows_of_panels = -(-len(shown) // columns)
-    figure = Figure(figsize=(4 * columns, 4.5 * rows_of_panels))
-    axes = figure.subplots(rows_of_panels, columns, squeeze=False).ravel()
-    for axis in axes:
-        axis.axis("off")
-    for axis, (row, run) in zip(axes, shown, strict=False):
-        axis.imshow(imread(run.images["samples"]), cmap="gray")
+    panels = []
+    for row, run in shown:
         picture = run.images["samples"]
         source = "evaluate.py samples" if picture.name == SAMPLES else picture.name
-        axis.set_title(f"{row.model} {row.configuration}\nseed={run.seed}, {source}", fontsize=8)
-    figure.tight_layout()
-    return figure
+        panels.append((f"{row.model} {row.configuration}\nseed={run.seed}, {source}", picture))
+    return pictures_figure(panels)
 
 
 def missing_samples_reason(runs: Sequence[Run]) -> str:
