@@ -217,7 +217,7 @@ MNIST_FLOOR = Row(
 )
 BEST_VAE = [f"{MNIST}/best_mnist_vae_seed{s}_metrics.json" for s in range(3)]
 BEST_GAN = [f"{MNIST}/best_mnist_gan_seed{s}_metrics.json" for s in range(3)]
-BEST_FLOW = ["results/mnist/flow/best_mnist_flow_seed0_metrics.json"]
+BEST_FLOW = [f"results/mnist/flow/best_mnist_flow_seed{s}_metrics.json" for s in range(3)]
 STUDY_VAE = [f"{MNIST}/study_a_mnist_vae_seed0_metrics.json"]
 STUDY_GAN = [f"{MNIST}/study_a_mnist_gan_seed0_metrics.json"]
 
@@ -261,7 +261,7 @@ TABLES: dict[str, Table] = {
             Row({"model": "`study_a_mnist_gan` (seed 0)"}, STUDY_GAN),
             Row({"model": "`best_mnist_vae` (3 seeds)"}, BEST_VAE),
             Row({"model": "`best_mnist_gan` (3 seeds)"}, BEST_GAN),
-            Row({"model": "`best_mnist_flow` (seed 0, 10 epochs)"}, BEST_FLOW),
+            Row({"model": "`best_mnist_flow` (3 seeds, 10 epochs)"}, BEST_FLOW),
         ],
     ),
     "readme-imagenette": Table(
@@ -466,7 +466,7 @@ TABLES: dict[str, Table] = {
             MNIST_FLOOR,
             Row({"model": "`best_mnist_vae`", "seeds": "0, 1, 2"}, BEST_VAE),
             Row({"model": "`best_mnist_gan`", "seeds": "0, 1, 2"}, BEST_GAN),
-            Row({"model": "**`best_mnist_flow`**, midpoint, 50 NFE", "seeds": "0"}, BEST_FLOW),
+            Row({"model": "**`best_mnist_flow`**, midpoint, 50 NFE", "seeds": "0, 1, 2"}, BEST_FLOW),
         ],
     ),
     "imagenette-flow-32px": Table(
