@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from helpers import (
+    CONF_DIR,
     ROOT,
     TEST_IMAGE_SIZE,
     compose_train,
@@ -17,6 +18,7 @@ from helpers import (
     write_fake_imagenette,
     write_fake_mnist,
 )
+from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -76,6 +78,29 @@ def make_cfg(tmp_path, mnist_dir, imagenette_dir):
             cfg.paths.output_dir = str(tmp_path / "run")
             cfg.hydra.runtime.output_dir = str(tmp_path / "run")
             cfg.hydra.job.num = 0
+        HydraConfig().set_config(cfg)
+        return cfg
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def eval_cfg(tmp_path):
+    """Compose conf/eval.yaml with `overrides`, caches in tmp_path."""
+
+    def make(*overrides: str) -> DictConfig:
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(
+                config_name="eval",
+                return_hydra_config=True,
+                overrides=[f"cache_dir={tmp_path / 'cache'}", *overrides],
+            )
+        with open_dict(cfg):
+            cfg.paths.root_dir = str(tmp_path)
+            cfg.paths.output_dir = str(tmp_path / "eval")
+            cfg.hydra.runtime.output_dir = str(tmp_path / "eval")
         HydraConfig().set_config(cfg)
         return cfg
 

@@ -145,6 +145,11 @@ SMALL_EVAL = (
     "vae.iwae_k=4",
     "vae.iwae_n_images=4",
     "vae.n_test_images=20",
+    "reconstruction.n_images=6",
+    "inversion.steps=3",
+    "inversion.restarts=1",
+    "inversion.n_mean_latents=16",
+    "latent_probe.n_train=20",
 )
 
 

@@ -62,7 +62,8 @@ def test_vae_pictures_tags_and_resume(make_cfg):
     assert png(run_dir / "images/samples/epoch_000.png").size == (cell(8), cell(8))  # 64 images, 8x8
     assert png(run_dir / "images/interpolation/epoch_000.png").size == (cell(10), cell(8))
     assert png(run_dir / "images/interpolation_real/epoch_000.png").size == (cell(12), cell(4))
-    assert png(run_dir / "images/reconstructions/epoch_000.png").size == (cell(8), cell(8))
+    # 32 inputs, 8 a row, each row above its posterior-mean and posterior-sample rows
+    assert png(run_dir / "images/reconstructions/epoch_000.png").size == (cell(8), cell(12))
     assert png(run_dir / "loss_curves.png").size[0] > 200
     assert image_tags(run_dir) == {
         "samples",
@@ -108,7 +109,13 @@ def test_gan_run_with_csv_logger_and_a_schedule(make_cfg):
     )
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)
-    assert sorted(p.name for p in (run_dir / "images").iterdir()) == ["interpolation", "samples"]
+    assert sorted(p.name for p in (run_dir / "images").iterdir()) == [
+        "interpolation",
+        "reconstructions",
+        "samples",
+    ]
+    # a GAN reconstructs by inversion: its first 8 validation images above their inversions
+    assert png(run_dir / "images/reconstructions/epoch_002.png").size == (cell(8), cell(2))
     # Every 2nd epoch, and the last one at the end of training.
     assert sorted(p.name for p in (run_dir / "images/samples").iterdir()) == [
         "epoch_001.png",

@@ -68,7 +68,7 @@ def test_suggestions_take_the_value_and_never_add_keys():
 def test_evaluate_and_generate_overrides_are_checked_too():
     message = error_of("eval", "ckpt_path=x", "n_sample=10")
     assert message.endswith("did you mean n_samples? Fix: n_samples=10")
-    assert error_of("generate", "step=5").endswith("did you mean steps? Fix: steps=5")
+    assert error_of("generate", "step=5").endswith("did you mean one of steps, inversion.steps? Fix: steps=5")
 
 
 def test_valid_command_lines_pass_untouched():

@@ -88,12 +88,21 @@ def check_ddp_run(model: str, mnist_dir: Path, tmp_path: Path, *devices: str, tr
         assert torch.equal(tensor, rank1["weights"][name]), name
 
 
-@pytest.mark.parametrize("model", ["vae", "gan", "gan_toolbox", "flow"])
+# The GAN with its toolbox and the flow take 15 and 30 s here: `make test-slow` runs them.
+@pytest.mark.parametrize(
+    "model",
+    [
+        "vae",
+        "gan",
+        pytest.param("gan_toolbox", marks=pytest.mark.slow),
+        pytest.param("flow", marks=pytest.mark.slow),
+    ],
+)
 def test_ddp_with_two_cpu_processes(model, mnist_dir, tmp_path):
     check_ddp_run(model, mnist_dir, tmp_path, "trainer.accelerator=cpu", "trainer.devices=2")
 
 
-@pytest.mark.parametrize("model", ["vae", "gan"])
+@pytest.mark.parametrize("model", [pytest.param("vae", marks=pytest.mark.slow), "gan"])
 def test_ddp_fp16_mixed_on_two_cpu_processes(model, mnist_dir, tmp_path):
     # fp16 autocast and a GradScaler on each CPU rank (conf/trainer/fp16_cpu.yaml), as 16-mixed runs on GPUs
     check_ddp_run(model, mnist_dir, tmp_path, "trainer.devices=2", trainer="[ddp,fp16_cpu]")

@@ -73,6 +73,14 @@ def test_rendering_reads_the_json(tmp_path: Path) -> None:
         del results_tables.TABLES["test"]
 
 
+def test_a_key_reads_into_lists_by_index() -> None:
+    data = {"settings": [{"fid": 1.0}, {"fid": 2.0, "round_trip": {"mse": 0.5}}]}
+    assert results_tables._get(data, "settings.1.round_trip.mse") == 0.5
+    assert results_tables._get(data, "settings.0.fid") == 1.0
+    assert results_tables._get(data, "settings.2.fid") is None
+    assert results_tables._get(data, "settings.x") is None
+
+
 @pytest.mark.parametrize("path", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_every_relative_link_resolves(path: Path) -> None:
     broken = []

@@ -47,6 +47,12 @@ MARKS: list[tuple[str, str, str, str]] = [
     ("docs/training.md", r"hydra\.launcher\.timeout_min=", "skip", SLURM),
     ("docs/results.md", r".", "slow", RESULT),
     ("docs/evaluation.md", r"n_samples=10000", "slow", "a long evaluation as written; README's runs fast"),
+    (
+        "docs/evaluation.md",
+        r"ema=false|data\._target_=",
+        "slow",
+        "variants of the evaluation above; tests/test_evaluate.py runs ema=false and a named data module",
+    ),
 ]
 
 
@@ -163,7 +169,12 @@ TRAIN_BUDGET = {
     "data.batch_size": "8",
 }
 EVAL_BUDGET = dict(item.split("=", 1) for item in SMALL_EVAL) | {"classifier": "false"}
-GENERATE_BUDGET = {"device": "cpu"}
+GENERATE_BUDGET = {
+    "device": "cpu",
+    "inversion.steps": "3",
+    "inversion.restarts": "1",
+    "inversion.refine_steps": "2",
+}
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +261,7 @@ class Resolver:
 
     def run_folder(self, text: str) -> Path:
         runs = self.request.getfixturevalue("runs")
-        return runs["gan" if "ema=false" in text else "vae"]
+        return runs["gan" if "ema=false" in text or "gan_ckpt=" in text else "vae"]
 
     def sweep_dir_of(self, command: Command) -> Path:
         return self.workspace / "sweeps" / re.sub(r"\W+", "_", command.id)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import SMALL_EVAL, TINY_FLOW, write_fake_mnist
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import open_dict
 from PIL import Image
 
 from genlab.checkpoints import load_model
@@ -32,29 +30,6 @@ TINY_TRAINING = (
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-@pytest.fixture
-def eval_cfg(tmp_path):
-    """Compose conf/eval.yaml with `overrides`, caches in tmp_path."""
-
-    def make(*overrides: str) -> DictConfig:
-        GlobalHydra.instance().clear()
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(
-                config_name="eval",
-                return_hydra_config=True,
-                overrides=[f"cache_dir={tmp_path / 'cache'}", *overrides],
-            )
-        with open_dict(cfg):
-            cfg.paths.root_dir = str(tmp_path)
-            cfg.paths.output_dir = str(tmp_path / "eval")
-            cfg.hydra.runtime.output_dir = str(tmp_path / "eval")
-        HydraConfig().set_config(cfg)
-        return cfg
-
-    yield make
-    GlobalHydra.instance().clear()
 
 
 def trained_checkpoint(make_cfg, *overrides: str, run: str = "run") -> Path:
@@ -98,6 +73,17 @@ def test_evaluate_a_vae_then_a_gan_end_to_end(make_cfg, eval_cfg, capsys):
     assert "fid" in capsys.readouterr().out
     # the grid of the measured samples, beside metrics.json: 6 digits of 28 px in one row, 2 px apart
     assert Image.open(vae_ckpt.parents[1] / "samples.png").size == (6 * 30 + 2, 32)
+    # reconstructions by both posterior methods on the same 6 test images, and the probe of the means
+    reconstruction = metrics["reconstruction"]
+    assert list(reconstruction["methods"]) == ["posterior mean", "posterior sample"]
+    assert reconstruction["protocol"]["n_images"] == 6
+    for scores in reconstruction["methods"].values():
+        assert 0 < scores["mse"] < 1 and 0 <= scores["label_kept"] <= 1 and -1 <= scores["ssim"] <= 1
+        assert scores["psnr"] == pytest.approx(-10 * math.log10(scores["mse"]), abs=3)
+    probe = metrics["latent_probe"]["methods"]
+    assert list(probe) == ["pixels", "posterior mean"]
+    assert probe["posterior mean"]["dim"] == 20 and probe["pixels"]["dim"] == 784
+    assert probe["pixels"]["n_train"] == 20 and probe["pixels"]["n_test"] == 6
 
     gan_ckpt = trained_checkpoint(make_cfg, "model=gan", run="gan_run")
     out = gan_ckpt.parent / "gan_metrics.json"
@@ -105,6 +91,10 @@ def test_evaluate_a_vae_then_a_gan_end_to_end(make_cfg, eval_cfg, capsys):
     assert json.loads(out.read_text())["protocol"]["model"] == "GAN"
     assert (gan_ckpt.parent / "gan_metrics_samples.png").is_file()
     assert "iwae" not in gan["metrics"] and "class_histogram" not in gan["metrics"]
+    # the GAN reconstructs by inversion (3 steps here), its latents probed like the VAE's
+    assert list(gan["metrics"]["reconstruction"]["methods"]) == ["inversion"]
+    assert gan["metrics"]["reconstruction"]["methods"]["inversion"]["settings"]["steps"] == 3
+    assert gan["metrics"]["latent_probe"]["methods"]["inversion"]["dim"] == 100
     # The real-vs-real floor used the cached reference features: the same numbers for both models.
     assert gan["metrics"]["real_floor"]["fid"] == pytest.approx(metrics["real_floor"]["fid"])
 

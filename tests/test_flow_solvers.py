@@ -31,6 +31,7 @@ TINY_RUN = (
 )
 
 
+@pytest.mark.slow  # 30 s: an evaluate.py run per setting
 def test_the_study_evaluates_each_setting_and_writes_a_json_and_a_plot(make_cfg, mnist_dir, tmp_path):
     cfg = make_cfg(*TINY_RUN)
     with open_dict(cfg):

@@ -61,7 +61,8 @@ def test_vae_checkpoint_with_data(make_cfg, mnist_dir, tmp_path):
     assert size(out / "samples.png") == (4 * 30 + 2, 4 * 30 + 2)  # 16 images: 4x4
     assert size(out / "interpolation.png") == (10 * 30 + 2, 8 * 30 + 2)
     assert size(out / "interpolation_real.png") == (12 * 30 + 2, 4 * 30 + 2)
-    assert size(out / "reconstructions.png") == (8 * 30 + 2, 8 * 30 + 2)
+    # 32 test images, 8 a row, each row above its posterior-mean and posterior-sample rows
+    assert size(out / "reconstructions.png") == (8 * 30 + 2, 12 * 30 + 2)
 
 
 def test_gan_checkpoint_without_data(make_cfg, tmp_path):

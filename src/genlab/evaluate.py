@@ -31,9 +31,12 @@ from genlab.metrics.inception import (
 from genlab.metrics.likelihood import bits_per_dim_scores, likelihood_scores
 from genlab.metrics.reference import reference_features, subset_indices
 from genlab.models.base import GenerativeModel, class_path
+from genlab.models.inversion import InversionSettings
 from genlab.models.ode import TRACES
 from genlab.models.priors import fit_prior
 from genlab.pictures.images import image_grid, save_grid
+from genlab.reconstruction import available_methods, check_methods, with_encoder
+from genlab.reconstruction import measure as measure_reconstruction
 from genlab.sampling import configure_sampler, sample_uint8
 
 log = logging.getLogger(__name__)
@@ -85,6 +88,27 @@ def wants_bits_per_dim(cfg: DictConfig, model: GenerativeModel) -> bool:
     trace = cfg.likelihood.trace
     require(trace in TRACES, "likelihood.trace", trace, f"choose one of {TRACES}")
     return True
+
+
+def wants_reconstruction(cfg: DictConfig, model: GenerativeModel) -> bool:
+    """Whether to score reconstructions (`reconstruction.enabled`: auto, true or false): auto for every
+    model that reconstructs (it encodes, or its generator can be inverted)."""
+    enabled = cfg.reconstruction.enabled
+    require(
+        enabled == "auto" or isinstance(enabled, bool),
+        "reconstruction.enabled",
+        enabled,
+        "use auto (every model that reconstructs), true (required) or false (skip)",
+    )
+    able = bool(available_methods(model))
+    if enabled is True and not able:
+        raise ConfigError(
+            f"reconstruction.enabled=true is invalid: {type(model).__name__} cannot reconstruct (no encoder, "
+            "no generator to invert); use reconstruction.enabled=auto or false"
+        )
+    probe = cfg.latent_probe.enabled
+    require(isinstance(probe, bool), "latent_probe.enabled", probe, "use true or false")
+    return enabled is not False and able
 
 
 def _positive_or_null(cfg: DictConfig, key: str) -> None:
@@ -148,6 +172,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     weights = sampling_weights(model, cfg.ema)
     configure_sampler(model, as_dict(cfg.sampler))
     bits_per_dim = wants_bits_per_dim(cfg, model)
+    encoded = with_encoder(model, ckpt_path, cfg.encoder_ckpt)
+    reconstruct = wants_reconstruction(cfg, encoded)
+    inversion = InversionSettings.from_config(as_dict(cfg.inversion))
+    if reconstruct:
+        check_methods(encoded, cfg.reconstruction.methods, "reconstruction.methods")
     datamodule = checkpoint_datamodule(ckpt_path, model, as_dict(cfg.data, resolve=False))
     datamodule.check_available()
     prior: Any = getattr(model, "prior", None)
@@ -214,6 +243,18 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                 model, test_images, test_images[: sizes["iwae_n_images"]], cfg.vae.iwae_k, seed=cfg.seed
             )
         )
+    if reconstruct:
+        reconstruction, probe = measure_reconstruction(
+            encoded,
+            datamodule,
+            as_dict(cfg.reconstruction),
+            inversion,
+            cache,
+            as_dict(cfg.latent_probe) if cfg.latent_probe.enabled else None,
+        )
+        metrics["reconstruction"] = reconstruction
+        if probe is not None:
+            metrics["latent_probe"] = probe
     exact: dict[str, Any] = {}
     if bits_per_dim:
         test = datamodule.split_images("test")
@@ -292,6 +333,25 @@ def table(result: dict[str, Any]) -> str:
         lines.append("class_histogram         " + " ".join(f"{v:.3f}" for v in metrics["class_histogram"]))
     if "sampling" in protocol:
         lines.append(f"sampling: {describe_sampling(protocol['sampling'])}")
+    if "reconstruction" in metrics:
+        reconstruction = metrics["reconstruction"]
+        n = reconstruction["protocol"]["n_images"]
+        lines.append(f"reconstruction of {n} {reconstruction['protocol']['split']} images:")
+        for method, scores in reconstruction["methods"].items():
+            kept = f", label kept {scores['label_kept']:.3f}" if "label_kept" in scores else ""
+            psnr = f"PSNR {scores['psnr']:.2f} dB"
+            lines.append(
+                f"  {method:<22} MSE {scores['mse']:.4f}, {psnr}, SSIM {scores['ssim']:.3f}, "
+                f"features {scores['feature_distance']:.4f}{kept}, {scores['seconds_per_image']:.4f} s/image"
+            )
+    if "latent_probe" in metrics:
+        probes = metrics["latent_probe"]["methods"]
+        lines.append(
+            "linear probe accuracy: "
+            + ", ".join(
+                f"{name} {probe['accuracy']:.4f} ({probe['dim']}-d)" for name, probe in probes.items()
+            )
+        )
     if "exact_likelihood" in protocol:
         exact = protocol["exact_likelihood"]
         lines.append(

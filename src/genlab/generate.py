@@ -11,19 +11,23 @@ import torch
 from omegaconf import DictConfig
 
 from genlab import run_dir
+from genlab.cache import cache_dir
 from genlab.checkpoints import checkpoint_datamodule, load_model
 from genlab.errors import ConfigError, exits_on_error, require
 from genlab.mappings import as_dict
+from genlab.metrics.perceptual import for_data
+from genlab.models.inversion import InversionSettings
 from genlab.modes import sampling_mode
 from genlab.pictures.grids import (
     fixed_latents,
     interpolation_images,
+    method_rows,
     real_interpolation_images,
-    reconstruction_images,
     sample_images,
     trajectory_images,
 )
 from genlab.pictures.images import image_grid, save_grid
+from genlab.reconstruction import Reconstructor, check_methods, with_encoder
 from genlab.sampling import configure_sampler
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,13 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
     def write(name: str, images: torch.Tensor, nrow: int) -> None:
         written[name] = save_grid(image_grid(images, nrow), out / f"{name}.png")
 
+    encoded = with_encoder(model, cfg.ckpt_path, cfg.encoder_ckpt, map_location=device)
+    methods = (
+        check_methods(encoded, cfg.reconstruction_methods, "reconstruction_methods")
+        if cfg.data.data_dir
+        else []
+    )
+    inversion = InversionSettings.from_config(as_dict(cfg.inversion))
     with sampling_mode(model):
         write(
             "samples",
@@ -91,21 +102,46 @@ def generate(cfg: DictConfig) -> dict[str, Path]:
             write("trajectory", trajectory_images(model, z, cfg.trajectory_points), cfg.trajectory_points)
         elif cfg.trajectory_samples:
             log.info("%s draws in one step: no trajectory", type(model).__name__)
-        if cfg.data.data_dir and model.can_encode:
-            datamodule = checkpoint_datamodule(cfg.ckpt_path, model, as_dict(cfg.data, resolve=False))
-            datamodule.check_available()
-            n_real = max(2 * cfg.real_pairs, cfg.n_reconstructions)
-            real = datamodule.to_model_range(datamodule.split_images("test")[:n_real])
-            pairs = min(cfg.real_pairs, len(real) // 2)
-            if pairs:
-                first, last = real[:pairs], real[pairs : 2 * pairs]
-                images = real_interpolation_images(model, first, last, cfg.steps, cfg.mode)
-                write("interpolation_real", images, cfg.steps + 2)
-            real = real[: cfg.n_reconstructions]
-            if len(real):
-                write("reconstructions", reconstruction_images(model, real, 8), min(8, len(real)))
-        elif cfg.data.data_dir:
-            log.info("%s has no encoder: no reconstructions", type(model).__name__)
+    if methods:
+        datamodule = checkpoint_datamodule(cfg.ckpt_path, encoded, as_dict(cfg.data, resolve=False))
+        datamodule.check_available()
+        n_real = max(2 * cfg.real_pairs, cfg.n_reconstructions)
+        real = datamodule.split_images("test")[:n_real]
+        distance = for_data(
+            datamodule,
+            cache_dir(cfg.data.cache_dir or getattr(datamodule, "cache_dir", None)),
+            1.0,
+            inversion.feature_weight,
+        )
+        reconstructor = Reconstructor(encoded, datamodule, distance.to(device), inversion)
+        pairs = min(cfg.real_pairs, len(real) // 2)
+        if pairs:
+            # between the latent codes of the first method: the encoder's, the posterior means, the inverted
+            # noise, or the GAN's inverted latents
+            codes, _ = reconstructor(
+                methods[0], real[: 2 * pairs], progress=f"interpolation codes: {methods[0]}"
+            )
+            inputs = datamodule.to_model_range(real[: 2 * pairs]).to(device)
+            with sampling_mode(encoded):
+                images = real_interpolation_images(
+                    encoded,
+                    inputs[:pairs],
+                    inputs[pairs:],
+                    cfg.steps,
+                    cfg.mode,
+                    codes=(codes[:pairs].to(device), codes[pairs:].to(device)),
+                )
+            write("interpolation_real", images, cfg.steps + 2)
+        real = real[: cfg.n_reconstructions]
+        if len(real):
+            outputs = [
+                reconstructor(method, real, progress=f"reconstructions: {method}")[1] for method in methods
+            ]
+            originals = real.float() / 255.0
+            write("reconstructions", method_rows(originals, outputs, 8), min(8, len(real)))
+            print("reconstructions.png, per 8 test images: the originals, then " + ", ".join(methods))
+    elif cfg.data.data_dir:
+        log.info("%s cannot reconstruct: no reconstructions", type(model).__name__)
     for name, path in written.items():
         print(f"{name}: {path}")
     return written

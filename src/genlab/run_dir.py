@@ -11,6 +11,7 @@ write and read there.
       tensorboard/, csv/          the loggers' files (conf/logger/)
       finished.json, failed.json  how the job ended: a sweep run again leaves such a job alone
       metrics.json, samples.png   evaluate.py's numbers and a grid of the samples it measured
+      encoder/                    a GAN run's post-hoc encoder run (model=gan_encoder), a run folder itself
 
 The folder names that the configs spell (`${paths.output_dir}/checkpoints`, the loggers' `name`) are checked
 against these by tests/test_run_dir.py.
@@ -37,6 +38,8 @@ FINISHED = "finished.json"
 FAILED = "failed.json"
 METRICS = "metrics.json"
 SAMPLES = "samples.png"
+#: a GAN run's encoder run, inside it (conf/experiment/*_gan_encoder.yaml put it there)
+ENCODER = "encoder"
 
 
 def config_file(run: str | Path) -> Path:
@@ -61,6 +64,23 @@ def of_checkpoint(ckpt_path: str | Path) -> Path:
     folder."""
     ckpt_path = Path(ckpt_path)
     return ckpt_path.parent.parent if ckpt_path.parent.name == CHECKPOINTS else ckpt_path.parent
+
+
+def encoder_checkpoint(run: str | Path) -> Path:
+    """The last checkpoint of a GAN run's encoder run: <run>/encoder/checkpoints/last.ckpt."""
+    return last_checkpoint(Path(run) / ENCODER)
+
+
+def encoder_run(ckpt_path: str | None) -> str:
+    """`${genlab_encoder_run:<GAN checkpoint>}`: the folder of that GAN run's encoder run."""
+    if not ckpt_path:
+        from genlab.errors import ConfigError
+
+        raise ConfigError(
+            "model.gan_ckpt is missing: a GAN encoder is trained for a GAN, give its checkpoint, "
+            "model.gan_ckpt=<GAN run>/checkpoints/last.ckpt"
+        )
+    return str(of_checkpoint(Path(ckpt_path).expanduser().resolve()) / ENCODER)
 
 
 def pictures_dir(run: str | Path, tag: str) -> Path:

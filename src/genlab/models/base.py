@@ -109,6 +109,12 @@ class GenerativeModel(L.LightningModule):
       dequantised 8-bit images, and `likelihood_description()`; evaluate.py then reports test bits/dim.
     - `draws_trajectories`: it has `trajectory(z, points)`, its images along the way from noise to samples;
       pictures then add the trajectory grid.
+    - `invertible`: `generate(z)` is differentiable in z, so GAN inversion (genlab.models.inversion) can
+      find the latent of an image by optimisation: the GAN.
+
+    `reconstruction_methods()` names its one-pass reconstructions (the VAE's posterior mean and sample, the
+    flow's ODE round trip, the GAN encoder's E then G); genlab.reconstruction adds inversion for an
+    invertible model and scores them all under one protocol.
 
     `sampling_settings()` says what one sample costs (the flow's solver and its function evaluations), and
     `configure_sampler(**settings)` changes the solver of a model that has one.
@@ -118,6 +124,7 @@ class GenerativeModel(L.LightningModule):
     has_likelihood: ClassVar[bool] = False
     has_exact_likelihood: ClassVar[bool] = False
     draws_trajectories: ClassVar[bool] = False
+    invertible: ClassVar[bool] = False
     #: the hyperparameters that are `_partial_` optimizer configs, checked at construction
     optimizer_keys: ClassVar[tuple[str, ...]] = ("optimizer",)
     #: the prior's family; the GAN can switch to "uniform" noise on [-1, 1]
@@ -234,6 +241,20 @@ class GenerativeModel(L.LightningModule):
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """Deterministic reconstructions of `images` (models with `can_encode`)."""
         raise NotImplementedError(f"{type(self).__name__} has no encoder (can_encode is False)")
+
+    def reconstruction_methods(
+        self,
+    ) -> dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]]:
+        """One-pass reconstructions by name: images in the model's range -> (their latent codes, their
+        reconstructions in the model's range). Models with `can_encode`: `encode` then `generate`."""
+        if not self.can_encode:
+            return {}
+
+        def encoder(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            codes = self.encode(images)
+            return codes, self.generate(codes)
+
+        return {"encoder": encoder}
 
     def trajectory(self, z: torch.Tensor, points: int) -> torch.Tensor:
         """Images from `z` at `points` stages from noise to sample (models with `draws_trajectories`)."""

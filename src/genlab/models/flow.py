@@ -11,7 +11,7 @@ The solver is genlab.models.ode (torchdiffeq); the EMA of the weights is genlab.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -120,6 +120,17 @@ class FlowMatching(GenerativeModel):
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         """The ODE round trip: `images` to their noise and back."""
         return self.generate(self.encode(images))
+
+    def reconstruction_methods(
+        self,
+    ) -> dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]]:
+        """`ODE round trip`: the image to its noise and back, by the model's solver."""
+
+        def round_trip(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            z = self.encode(images)
+            return z, self.generate(z)
+
+        return {"ODE round trip": round_trip}
 
     def bits_per_dim(
         self, images: torch.Tensor, generator: torch.Generator | None = None, trace: str = "hutchinson"

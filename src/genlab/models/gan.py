@@ -37,6 +37,7 @@ class GAN(GenerativeModel):
     """
 
     optimizer_keys = ("optimizer_g", "optimizer_d")
+    invertible = True
     discriminator: Any  # a net; with `features(images)` for feature matching
     latest_r1: torch.Tensor
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -103,6 +103,21 @@ class VAE(GenerativeModel):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.reconstruct(images)
+
+    def reconstruction_methods(
+        self,
+    ) -> dict[str, Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]]:
+        """`posterior mean`: decode the mean of q(z|x); `posterior sample`: decode one draw from it."""
+
+        def mean(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            mu = self.posterior(images)[0]
+            return mu, self.decode(mu)
+
+        def sample(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            z = self.reparameterize(*self.posterior(images))
+            return z, self.decode(z)
+
+        return {"posterior mean": mean, "posterior sample": sample}
 
     def log_likelihood(self, logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image [N]."""

@@ -56,13 +56,20 @@ def interpolation_images(
 
 
 def real_interpolation_images(
-    model: GenerativeModel, first: torch.Tensor, last: torch.Tensor, steps: int, mode: str = "slerp"
+    model: GenerativeModel,
+    first: torch.Tensor,
+    last: torch.Tensor,
+    steps: int,
+    mode: str = "slerp",
+    codes: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """VAE: per pair of real images (in the model's range), the real `first` image, `steps` decodings
-    between the two posterior means, then the real `last` image: [P * (steps + 2), C, H, W]."""
+    """Per pair of real images (in the model's range), the real `first` image, `steps` images between their
+    latent codes (`codes`, e.g. a GAN's inverted latents; default `model.encode`: the VAE's posterior
+    means), then the real `last` image: [P * (steps + 2), C, H, W]."""
     first, last = first.to(model.device), last.to(model.device)
-    mu0, mu1 = model.encode(first), model.encode(last)
-    between = interpolation_images(model, mu0, mu1, steps, mode).unflatten(0, (len(first), int(steps)))
+    mu0, mu1 = (model.encode(first), model.encode(last)) if codes is None else codes
+    between = interpolation_images(model, mu0.to(model.device), mu1.to(model.device), steps, mode)
+    between = between.unflatten(0, (len(first), int(steps)))
     rows = torch.cat([model.to_unit(first).unsqueeze(1), between, model.to_unit(last).unsqueeze(1)], dim=1)
     return rows.flatten(0, 1)
 
@@ -75,12 +82,17 @@ def trajectory_images(model: GenerativeModel, z: torch.Tensor, points: int) -> t
 
 
 def reconstruction_images(model: GenerativeModel, images: torch.Tensor, nrow: int) -> torch.Tensor:
-    """VAE: rows of `nrow` inputs (in the model's range), each directly above a row of their
-    reconstructions, to be shown with `nrow` images per row; a last partial row of inputs is left out."""
-    nrow = min(int(nrow), len(images))
-    images = images[: len(images) - len(images) % nrow].to(model.device)
-    inputs, outputs = model.to_unit(images), model.to_unit(model.reconstruct(images))
+    """Rows of `nrow` inputs (in the model's range), each directly above a row of their reconstructions
+    (`model.reconstruct`), to be shown with `nrow` images per row; a last partial row is left out."""
+    images = images.to(model.device)
+    return method_rows(model.to_unit(images), [model.to_unit(model.reconstruct(images))], nrow)
+
+
+def method_rows(originals: torch.Tensor, reconstructions: list[torch.Tensor], nrow: int) -> torch.Tensor:
+    """Rows of `nrow` originals, each directly above one row per method of their reconstructions (all in
+    [0, 1], in the same order), to be shown with `nrow` images per row; a last partial row is left out."""
+    nrow = min(int(nrow), len(originals))
     rows = []
-    for start in range(0, len(images), nrow):
-        rows += [inputs[start : start + nrow], outputs[start : start + nrow]]
+    for start in range(0, len(originals) - len(originals) % nrow, nrow):
+        rows += [images[start : start + nrow].cpu() for images in (originals, *reconstructions)]
     return torch.cat(rows)

@@ -77,10 +77,14 @@ class Table:
 
 
 def _get(data: Any, dotted: str) -> Any:
+    """`a.b.0.c`: dict keys, and list indices where a part is a number."""
     for part in dotted.split("."):
-        if not isinstance(data, dict) or part not in data:
+        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
             return None
-        data = data[part]
     return data
 
 
@@ -241,6 +245,7 @@ SCREEN = "results/imagenette/screen32"
 DIAGNOSIS = "results/imagenette/diagnosis"
 BENCH = "benchmarks/results/vm-cpu.json"
 THREE_SMALL = "results/mnist/three_families_small"
+FLOW_SOLVERS = "results/mnist/flow/flow_solvers.json"
 
 
 def _runs(folder: str, runs: Sequence[tuple[str, str]], header: str) -> list[Row]:
@@ -467,6 +472,29 @@ TABLES: dict[str, Table] = {
             Row({"model": "`best_mnist_vae`", "seeds": "0, 1, 2"}, BEST_VAE),
             Row({"model": "`best_mnist_gan`", "seeds": "0, 1, 2"}, BEST_GAN),
             Row({"model": "**`best_mnist_flow`**, midpoint, 50 NFE", "seeds": "0, 1, 2"}, BEST_FLOW),
+        ],
+    ),
+    "mnist-flow-solvers": Table(
+        [
+            Column("solver (seed 1)"),
+            Column("NFE", "nfe", "{:.0f}"),
+            FID,
+            KID_ERR,
+            Column("s / 1,000 samples", "s_per_1000_samples", "{:.1f}"),
+            Column("round-trip MSE", "round_trip.mse", "{:.2g}"),
+            Column("round-trip PSNR (dB)", "round_trip.psnr_db", "{:.1f}"),
+        ],
+        [
+            Row({"solver (seed 1)": label}, [FLOW_SOLVERS], f"settings.{i}")
+            for i, label in enumerate(
+                [
+                    "euler, 5 steps",
+                    "euler, 10 steps",
+                    "euler, 20 steps",
+                    "euler, 50 steps",
+                    "dopri5, tol 1e-5",
+                ]
+            )
         ],
     ),
     "imagenette-flow-32px": Table(
