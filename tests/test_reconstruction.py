@@ -231,3 +231,8 @@ def test_the_encoder_learns_to_invert_g():
     assert not encoder.gan.training
     for key, value in gan.state_dict().items():
         assert torch.equal(encoder.gan.state_dict()[key], value), key
+
+
+def test_an_encoder_without_its_gan_names_the_key():
+    with pytest.raises(ConfigError, match=r"model.gan_ckpt=None is invalid: give the trained GAN"):
+        GANEncoder(**{**model_args("gan_encoder"), "image_shape": [1, 28, 28]})

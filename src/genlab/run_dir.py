@@ -74,12 +74,9 @@ def encoder_checkpoint(run: str | Path) -> Path:
 def encoder_run(ckpt_path: str | None) -> str:
     """`${genlab_encoder_run:<GAN checkpoint>}`: the folder of that GAN run's encoder run."""
     if not ckpt_path:
-        from genlab.errors import ConfigError
-
-        raise ConfigError(
-            "model.gan_ckpt is missing: a GAN encoder is trained for a GAN, give its checkpoint, "
-            "model.gan_ckpt=<GAN run>/checkpoints/last.ckpt"
-        )
+        # Hydra resolves the run folder before genlab can say what is missing: the model then refuses the
+        # missing model.gan_ckpt by name, and the failed run's folder is removed
+        return str(Path("outputs") / "gan_encoder_without_gan_ckpt")
     return str(of_checkpoint(Path(ckpt_path).expanduser().resolve()) / ENCODER)
 
 

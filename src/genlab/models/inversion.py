@@ -37,7 +37,7 @@ class InversionSettings:
     lr_rampdown: float = 0.25
     initial_noise_factor: float = 0.05
     noise_ramp_length: float = 0.75
-    restarts: int = 2
+    restarts: int = 1
     n_mean_latents: int = 10000
     batch_size: int = 250
     seed: int = 0

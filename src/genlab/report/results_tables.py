@@ -246,6 +246,7 @@ DIAGNOSIS = "results/imagenette/diagnosis"
 BENCH = "benchmarks/results/vm-cpu.json"
 THREE_SMALL = "results/mnist/three_families_small"
 FLOW_SOLVERS = "results/mnist/flow/flow_solvers.json"
+RECON = "results/mnist/reconstruction"
 
 
 def _runs(folder: str, runs: Sequence[tuple[str, str]], header: str) -> list[Row]:
@@ -496,6 +497,20 @@ TABLES: dict[str, Table] = {
                 ]
             )
         ],
+    ),
+    "inversion-settings": Table(
+        [
+            Column("steps", "steps", "{}"),
+            Column("restarts", "restarts", "{}"),
+            Column("feature weight", "feature_weight", "{:g}"),
+            Column("MSE", "mse", "{:.4f}"),
+            Column("PSNR (dB)", "psnr", "{:.2f}"),
+            Column("SSIM", "ssim", "{:.3f}"),
+            Column("feature distance", "feature_distance", "{:.3f}"),
+            Column("label kept", "label_kept", "{:.2f}"),
+            Column("s / image", "seconds_per_image", "{:.3f}"),
+        ],
+        [Row({}, [f"{RECON}/inversion_settings.json"], f"settings.{i}") for i in range(16)],
     ),
     "imagenette-flow-32px": Table(
         [
