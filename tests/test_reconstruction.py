@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from helpers import SMALL_EVAL, make_datamodule, model_args
+from helpers import SMALL_EVAL, make_datamodule, model_args, net_config
 from omegaconf import open_dict
 from PIL import Image
 from test_evaluate import trained_checkpoint
@@ -236,3 +236,16 @@ def test_the_encoder_learns_to_invert_g():
 def test_an_encoder_without_its_gan_names_the_key():
     with pytest.raises(ConfigError, match=r"model.gan_ckpt=None is invalid: give the trained GAN"):
         GANEncoder(**{**model_args("gan_encoder"), "image_shape": [1, 28, 28]})
+
+
+def test_the_fingerprint_names_g_s_weights_not_its_standing_statistics():
+    args = model_args("gan", image_shape=[1, 28, 28], ema_decay=0.999, ema_standing_stats=1)
+    args["generator"] = net_config("gan_mnist_dcgan", "generator", width=8, max_width=16)
+    gan = GAN(**args)
+    before = generator_fingerprint(gan)
+    with sampling_mode(gan):  # recomputes the EMA G's BatchNorm statistics
+        pass
+    assert generator_fingerprint(gan) == before
+    with torch.no_grad():
+        next(gan.generator_ema.parameters()).add_(1.0)
+    assert generator_fingerprint(gan) != before

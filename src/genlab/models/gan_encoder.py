@@ -26,12 +26,13 @@ from genlab.models.gan import GAN
 
 
 def generator_fingerprint(gan: GAN) -> str:
-    """sha256 of the weights and buffers of the generator that draws `gan`'s samples (its EMA if any)."""
+    """sha256 of the weights of the generator that draws `gan`'s samples (its EMA if any). Buffers are left
+    out: an EMA G's standing BatchNorm statistics are recomputed before each drawing."""
     net = gan.generator_ema if gan.generator_ema is not None else gan.generator
     digest = hashlib.sha256()
-    for name, tensor in sorted(net.state_dict().items()):
+    for name, tensor in sorted(net.named_parameters()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
 
 
