@@ -249,6 +249,19 @@ FLOW_SOLVERS = "results/mnist/flow/flow_solvers.json"
 RECON = "results/mnist/reconstruction"
 
 
+def _reconstruction_rows(model: str, name: str, methods: Sequence[str]) -> list[Row]:
+    """One row per reconstruction method of `name`'s metrics.json, with its linear probe."""
+    return [
+        Row(
+            {"model (seed 0)": model, "method": method},
+            [f"{RECON}/{name}_seed0_metrics.json"],
+            f"metrics.reconstruction.methods.{method}",
+            keys={"linear probe": f"metrics.latent_probe.methods.{method}.accuracy"},
+        )
+        for method in methods
+    ]
+
+
 def _runs(folder: str, runs: Sequence[tuple[str, str]], header: str) -> list[Row]:
     return [Row({header: label}, [f"{folder}/{name}"]) for label, name in runs]
 
@@ -496,6 +509,32 @@ TABLES: dict[str, Table] = {
                     "dopri5, tol 1e-5",
                 ]
             )
+        ],
+    ),
+    "mnist-reconstruction": Table(
+        [
+            Column("model (seed 0)"),
+            Column("method"),
+            Column("MSE", "mse", "{:.4f}"),
+            Column("PSNR (dB)", "psnr", "{:.2f}"),
+            Column("SSIM", "ssim", "{:.3f}"),
+            Column("feature distance", "feature_distance", "{:.3f}"),
+            Column("label kept", "label_kept", "{:.3f}"),
+            Column("linear probe", "probe", "{:.3f}", top_level=True),
+            Column("s / image", "seconds_per_image", "{:.4f}"),
+        ],
+        [
+            Row(
+                {"model (seed 0)": "raw pixels (no model)", "method": "-"},
+                [f"{RECON}/best_mnist_vae_seed0_metrics.json"],
+                keys={"linear probe": "metrics.latent_probe.methods.pixels.accuracy"},
+            ),
+            *_reconstruction_rows(
+                "`best_mnist_vae`", "best_mnist_vae", ["posterior mean", "posterior sample"]
+            ),
+            *_reconstruction_rows(
+                "`best_mnist_gan`", "best_mnist_gan", ["inversion", "encoder", "encoder + inversion"]
+            ),
         ],
     ),
     "inversion-settings": Table(
