@@ -44,6 +44,12 @@ MARKS: list[tuple[str, str, str, str]] = [
     ("README.md", r"^make test$", "skip", "the test suite itself"),
     ("README.md", r"-m sweep=", "slow", LONG_SWEEP),
     ("docs/sweeps.md", r"-m (sweep|hparams_search)=", "slow", LONG_SWEEP),
+    (
+        "docs/sweeps.md",
+        r"evaluate\.py -m",
+        "slow",
+        "an evaluation per sweep job; README's evaluate.py runs fast",
+    ),
     ("docs/training.md", r"hydra\.launcher\.timeout_min=", "skip", SLURM),
     ("docs/results.md", r".", "slow", RESULT),
     ("docs/evaluation.md", r"n_samples=10000", "slow", "a long evaluation as written; README's runs fast"),

@@ -148,6 +148,7 @@ def test_step_checkpoints_still_save_the_end_of_training(make_cfg, tmp_path, one
     assert saved_at(tmp_path / "checkpoints" / "last.ckpt")[1] == BATCHES_PER_EPOCH
 
 
+@pytest.mark.slow  # 16 s; the mid-epoch resumes above check the data order without mirroring
 def test_resume_in_mid_epoch_replays_the_mirrored_images(make_cfg, tmp_path, one_thread):
     # data.hflip draws its coins from the global RNG, which the checkpoint restores: 16 fake train images
     # in batches of 4, a checkpoint after each of the first epoch's batches
